@@ -1,0 +1,216 @@
+"""Low-rank and full-rank rate networks as PyTorch modules."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from rnnscope._validation import check_int, check_nonnegative, check_positive
+from rnnscope.errors import RnnscopeError
+from rnnscope.models._core import input_drive, integrate
+from rnnscope.models._weights import FullRankWeights, LowRankWeights
+
+__all__ = ["ModelConfig", "RateRNN", "LowRankRNN", "FullRankRNN", "build_model", "model_from_weights", "truncate"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a rate network's architecture (stored in ``config.json``).
+
+    ``rank`` is None for a full-rank network.
+    """
+
+    size: int
+    inputs: int
+    outputs: int = 1
+    rank: int | None = 1
+    noise_std: float = 0.05
+    alpha: float = 0.2
+    train_inputs: bool = True
+    train_outputs: bool = True
+    train_h0: bool = False
+    init_std: float = 1.0  # std of m, n (low-rank) or rho / sqrt(size) scale of J (full-rank)
+
+    def __post_init__(self) -> None:
+        check_int(self.size, "size", minimum=1)
+        check_int(self.inputs, "inputs", minimum=1)
+        check_int(self.outputs, "outputs", minimum=1)
+        if self.rank is not None:
+            check_int(self.rank, "rank", minimum=1, maximum=self.size)
+        check_nonnegative(self.noise_std, "noise_std")
+        if not 0 < check_positive(self.alpha, "alpha") <= 1:
+            raise RnnscopeError(f"alpha: must be in (0, 1], got {self.alpha}")
+        check_positive(self.init_std, "init_std")
+
+    @property
+    def kind(self) -> str:
+        return "full-rank" if self.rank is None else "low-rank"
+
+
+class RateRNN(nn.Module):
+    """Shared machinery: the time loop, noise handling and readout. Subclasses define ``recurrent``."""
+
+    config: ModelConfig
+    readout_scale: float
+
+    def __init__(self, config: ModelConfig, *, generator: torch.Generator) -> None:
+        super().__init__()
+        self.config = config
+        size = config.size
+        self.w_in = nn.Parameter(torch.randn(size, config.inputs, generator=generator), requires_grad=config.train_inputs)
+        self.h0 = nn.Parameter(torch.zeros(size), requires_grad=config.train_h0)
+
+    @property
+    def size(self) -> int:
+        return self.config.size
+
+    def recurrent(self, rates: torch.Tensor) -> torch.Tensor:
+        """J r: (..., size) -> (..., size)."""
+        raise NotImplementedError
+
+    def readout(self, states: torch.Tensor) -> torch.Tensor:
+        """z = tanh(x) @ w_out * readout_scale: (..., size) -> (..., outputs)."""
+        return torch.tanh(states) @ self.w_out * self.readout_scale
+
+    def _run(self, inputs: torch.Tensor, noise: torch.Tensor | None, emit) -> torch.Tensor:
+        if inputs.dim() != 3 or inputs.shape[-1] != self.config.inputs:
+            raise RnnscopeError(
+                f"inputs: expected shape (trials, time, {self.config.inputs}), got {tuple(inputs.shape)}"
+            )
+        drive = input_drive(inputs.to(self.w_in.dtype), self.w_in)
+        return integrate(
+            drive, self.h0, self.recurrent, emit, alpha=self.config.alpha, noise_std=self.config.noise_std, noise=noise
+        )
+
+    def forward(self, inputs: torch.Tensor, *, noise: torch.Tensor | None) -> torch.Tensor:
+        """inputs: (trials, time, inputs); noise: xi (trials, time, size) or None. Returns (trials, time, outputs)."""
+        return self._run(inputs, noise, self.readout)
+
+    def trajectories(self, inputs: torch.Tensor, *, noise: torch.Tensor | None) -> torch.Tensor:
+        """The states x after each step: (trials, time, size)."""
+        return self._run(inputs, noise, lambda x: x)
+
+    def weights(self) -> LowRankWeights | FullRankWeights:
+        """A NumPy snapshot of the weights, for analysis."""
+        raise NotImplementedError
+
+    def connectivity(self) -> torch.Tensor:
+        """J: (size, size), built on demand."""
+        raise NotImplementedError
+
+
+class LowRankRNN(RateRNN):
+    """``J = m n^T / size`` of rank ``rank``; J is never built in the simulation.
+
+    Parameters: m, n (size, rank); w_in (size, inputs); w_out (size, outputs); h0 (size,).
+    """
+
+    readout_scale: float
+
+    def __init__(self, config: ModelConfig, *, generator: torch.Generator) -> None:
+        if config.rank is None:
+            raise RnnscopeError("rank: a low-rank network needs a rank")
+        super().__init__(config, generator=generator)
+        size, rank = config.size, config.rank
+        self.m = nn.Parameter(config.init_std * torch.randn(size, rank, generator=generator))
+        self.n = nn.Parameter(config.init_std * torch.randn(size, rank, generator=generator))
+        self.w_out = nn.Parameter(
+            4.0 * torch.randn(size, config.outputs, generator=generator), requires_grad=config.train_outputs
+        )
+        self.readout_scale = 1.0 / size
+
+    @property
+    def rank(self) -> int:
+        return int(self.config.rank)
+
+    def recurrent(self, rates: torch.Tensor) -> torch.Tensor:
+        return (rates @ self.n) @ self.m.T / self.size
+
+    def connectivity(self) -> torch.Tensor:
+        return self.m @ self.n.T / self.size
+
+    def weights(self) -> LowRankWeights:
+        return LowRankWeights(
+            m=_np(self.m), n=_np(self.n), w_in=_np(self.w_in), w_out=_np(self.w_out), h0=_np(self.h0),
+            noise_std=self.config.noise_std, alpha=self.config.alpha,
+        )
+
+    @classmethod
+    def from_full_rank(cls, model: "FullRankRNN", rank: int) -> "LowRankRNN":
+        """Truncated SVD of J: ``m = sqrt(size) U_r sqrt(s_r)``, ``n = sqrt(size) V_r sqrt(s_r)``."""
+        weights = model.weights()
+        return model_from_weights(truncate(weights, rank))
+
+
+class FullRankRNN(RateRNN):
+    """A full connectivity matrix J: (size, size). Readout ``z = tanh(x) @ w_out``."""
+
+    def __init__(self, config: ModelConfig, *, generator: torch.Generator) -> None:
+        if config.rank is not None:
+            raise RnnscopeError(f"rank: a full-rank network takes no rank, got {config.rank}")
+        super().__init__(config, generator=generator)
+        size = config.size
+        self.J = nn.Parameter(config.init_std / math.sqrt(size) * torch.randn(size, size, generator=generator))
+        self.w_out = nn.Parameter(
+            torch.randn(size, config.outputs, generator=generator) / size, requires_grad=config.train_outputs
+        )
+        self.readout_scale = 1.0
+
+    def recurrent(self, rates: torch.Tensor) -> torch.Tensor:
+        return rates @ self.J.T
+
+    def connectivity(self) -> torch.Tensor:
+        return self.J
+
+    def weights(self) -> FullRankWeights:
+        return FullRankWeights(
+            J=_np(self.J), w_in=_np(self.w_in), w_out=_np(self.w_out), h0=_np(self.h0),
+            noise_std=self.config.noise_std, alpha=self.config.alpha,
+        )
+
+
+def _np(parameter: torch.Tensor) -> np.ndarray:
+    return parameter.detach().cpu().numpy().astype(np.float64)
+
+
+def build_model(config: ModelConfig, *, generator: torch.Generator) -> RateRNN:
+    """A freshly initialised network of the kind ``config`` describes."""
+    return (FullRankRNN if config.rank is None else LowRankRNN)(config, generator=generator)
+
+
+def truncate(weights: FullRankWeights, rank: int) -> LowRankWeights:
+    """The best rank-``rank`` approximation of a full-rank network (truncated SVD), readout rescaled by size."""
+    check_int(rank, "rank", minimum=1, maximum=weights.size)
+    u, s, vt = np.linalg.svd(weights.J)
+    scale = np.sqrt(weights.size * s[:rank])
+    return LowRankWeights(
+        m=u[:, :rank] * scale, n=vt[:rank].T * scale, w_in=weights.w_in, w_out=weights.w_out * weights.size,
+        h0=weights.h0, noise_std=weights.noise_std, alpha=weights.alpha,
+    )
+
+
+def model_from_weights(
+    weights: LowRankWeights | FullRankWeights,
+    *,
+    train_inputs: bool = True,
+    train_outputs: bool = True,
+    train_h0: bool = False,
+    dtype: torch.dtype = torch.float32,
+) -> RateRNN:
+    """A module holding exactly ``weights`` (float32 by default)."""
+    rank = weights.rank if isinstance(weights, LowRankWeights) else None
+    config = ModelConfig(
+        size=weights.size, inputs=weights.inputs, outputs=weights.outputs, rank=rank,
+        noise_std=weights.noise_std, alpha=weights.alpha,
+        train_inputs=train_inputs, train_outputs=train_outputs, train_h0=train_h0,
+    )
+    model = build_model(config, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        names = ("m", "n") if rank is not None else ("J",)
+        for name in names + ("w_in", "w_out", "h0"):
+            getattr(model, name).copy_(torch.tensor(np.array(getattr(weights, name)), dtype=torch.float32))
+    return model.to(dtype)
