@@ -1,5 +1,46 @@
 """Files: run directories, checkpoints, import of networks trained elsewhere. Only this package writes files."""
 
+from rnnscope.io._atomic import atomic_write, write_bytes, write_json, write_text
 from rnnscope.io._reference import load_reference
+from rnnscope.io._rundir import (
+    CHECKPOINT as CHECKPOINT_NAME,
+    CONFIG as CONFIG_NAME,
+    FORMAT,
+    METRICS as METRICS_NAME,
+    WEIGHTS as WEIGHTS_NAME,
+    Run,
+    load_checkpoint,
+    load_run,
+    load_weights,
+    read_config,
+    read_metrics,
+    save_checkpoint,
+    save_model_run,
+    save_weights,
+    write_config,
+    write_metrics,
+)
 
-__all__ = ["load_reference"]
+__all__ = [
+    "FORMAT",
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "METRICS_NAME",
+    "CHECKPOINT_NAME",
+    "Run",
+    "load_reference",
+    "load_run",
+    "load_weights",
+    "read_config",
+    "read_metrics",
+    "save_checkpoint",
+    "load_checkpoint",
+    "save_model_run",
+    "save_weights",
+    "write_config",
+    "write_metrics",
+    "atomic_write",
+    "write_bytes",
+    "write_json",
+    "write_text",
+]

@@ -1,1 +1,46 @@
-"""tasks"""
+"""Cognitive tasks as batches of trials: inputs (trials, time, inputs), targets (trials, time, outputs),
+mask (trials, time) and conditions {name: (trials,)}.
+
+A new task needs no change to the package: any object with ``name``, ``dt``, ``input_names``,
+``output_names`` and ``sample(trials, *, rng, **conditions) -> TrialBatch`` is a Task (see ``Task``);
+subclass the frozen dataclass ``TaskBase`` to get timing validation and option parsing for free.
+"""
+
+from rnnscope.tasks._base import (
+    Task,
+    TaskBase,
+    TrialBatch,
+    accuracy,
+    correct_trials,
+    decisions,
+    epoch_mask,
+    masked_mse,
+    timeline,
+)
+from rnnscope.tasks._decision import ContextDependent, Multisensory, RandomDots
+from rnnscope.tasks._memory import DelayedMatchToSample, ParametricWorkingMemory
+from rnnscope.tasks._neurogym import NeurogymTask
+from rnnscope.tasks._registry import TASKS, list_tasks, make_task, parse_options, task_spec
+
+__all__ = [
+    "Task",
+    "TaskBase",
+    "TrialBatch",
+    "RandomDots",
+    "Multisensory",
+    "ContextDependent",
+    "ParametricWorkingMemory",
+    "DelayedMatchToSample",
+    "NeurogymTask",
+    "TASKS",
+    "make_task",
+    "parse_options",
+    "list_tasks",
+    "task_spec",
+    "accuracy",
+    "correct_trials",
+    "decisions",
+    "masked_mse",
+    "epoch_mask",
+    "timeline",
+]

@@ -1,1 +1,18 @@
-"""training"""
+"""Training (masked MSE, Adam, checkpoints, curricula) and evaluation of rate networks."""
+
+from rnnscope.training._evaluate import Evaluation, evaluate, simulate, torch_generator
+from rnnscope.training._loss import masked_mse_loss
+from rnnscope.training._trainer import Stage, TrainingConfig, TrainingResult, train, train_curriculum
+
+__all__ = [
+    "TrainingConfig",
+    "TrainingResult",
+    "Stage",
+    "train",
+    "train_curriculum",
+    "Evaluation",
+    "evaluate",
+    "simulate",
+    "masked_mse_loss",
+    "torch_generator",
+]

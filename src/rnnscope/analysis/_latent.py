@@ -1,0 +1,546 @@
+"""Latent variables of low-rank networks: overlaps, projections, and the reduced (kappa) dynamics.
+
+Theory (Mastrogiuseppe & Ostojic 2018; Beiran et al. 2021; Dubreuil, Valente et al. 2022). Time is in units of
+the membrane time constant ``tau`` (the Euler step of the network is ``alpha = dt / tau``). The noise-free network
+
+    dx/dt = -x + M N^T phi(x) / size + W_in u(t),       phi = tanh,  M = m, N = n: (size, rank)
+
+keeps ``x`` in ``span(M, W_in)`` (plus a part that decays as ``exp(-t)``): write
+``x = M kappa + W_in v + x_perp`` with ``dv/dt = -v + u`` (the input filtered with the same time constant) and
+``dx_perp/dt = -x_perp``. Matching the ``M`` components (the columns of ``[M, W_in]`` taken as a basis, which
+need not be orthogonal) gives the exact reduced dynamics
+
+    dkappa/dt = F(kappa, v) = -kappa + N^T phi(M kappa + W_in v) / size.
+
+For a constant input ``u`` the filtered input settles at ``v = u``, so the fixed points of the network are those of
+``F(., u)``. Its Jacobian is ``-I + sigma_eff(x)`` with the effective overlaps
+``sigma_eff[i, j] = sum_k n_ki phi'(x_k) m_kj / size`` at ``x = M kappa + W_in u``.
+
+Mean-field limit (size -> infinity): each neuron's loadings ``(m, n, w_in)`` are drawn from a mixture of Gaussians
+(populations ``p`` with fractions ``f_p``, means ``mu_p`` and covariances ``C_p``). With ``a = m . kappa + w . u``
+(Gaussian in each population: mean ``mu_a``, variance ``Delta^2``), Stein's lemma gives
+
+    F(kappa, u) = -kappa + sum_p f_p ( mu_n <phi(a)>_p + Cov_p(n, a) <phi'(a)>_p ),
+    Cov_p(n, a) = C_nm kappa + C_nw u,
+
+with the one-dimensional Gaussian averages done by Gauss-Hermite quadrature. For one zero-mean Gaussian and no
+input this is ``-kappa + sigma_nm <phi'(Delta z)> kappa`` with ``Delta^2 = kappa^T C_mm kappa``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.polynomial.hermite_e import hermegauss
+
+from rnnscope._validation import check_array, check_int
+from rnnscope.errors import RnnscopeError
+from rnnscope.models import LowRankWeights
+
+__all__ = [
+    "overlaps",
+    "input_overlaps",
+    "readout_overlaps",
+    "EffectiveOverlaps",
+    "effective_overlaps",
+    "LatentProjection",
+    "latent_projection",
+    "reduced_flow",
+    "reduced_jacobian",
+    "LoadingStatistics",
+    "loading_statistics",
+    "mean_field_flow",
+    "mean_field_jacobian",
+    "FlowField",
+    "flow_field",
+    "latent_bounds",
+]
+
+_QUADRATURE_POINTS = 61
+_NODES, _WEIGHTS = hermegauss(_QUADRATURE_POINTS)
+_WEIGHTS = _WEIGHTS / np.sqrt(2.0 * np.pi)  # expectations over z ~ N(0, 1)
+
+
+def _check_weights(weights: object) -> LowRankWeights:
+    if not isinstance(weights, LowRankWeights):
+        raise RnnscopeError(f"weights: expected LowRankWeights (a low-rank network), got {type(weights).__name__}")
+    return weights
+
+
+def _check_inputs(weights: LowRankWeights, inputs: np.ndarray | None, name: str = "inputs") -> np.ndarray:
+    """A constant input ``u``: (inputs,), zeros when None."""
+    if inputs is None:
+        return np.zeros(weights.inputs)
+    return check_array(inputs, name, shape=(weights.inputs,))
+
+
+def _check_kappa(kappa: np.ndarray, rank: int) -> np.ndarray:
+    kappa = check_array(kappa, "kappa")
+    if kappa.ndim == 0 or kappa.shape[-1] != rank:
+        raise RnnscopeError(f"kappa: expected shape (..., {rank}), got {kappa.shape}")
+    return kappa
+
+
+# ----------------------------------------------------------------------------------------------- overlaps
+
+
+def overlaps(weights: LowRankWeights) -> np.ndarray:
+    """sigma: (rank, rank) with ``sigma[i, j] = n_i . m_j / size``."""
+    weights = _check_weights(weights)
+    return weights.n.T @ weights.m / weights.size
+
+
+def input_overlaps(weights: LowRankWeights) -> np.ndarray:
+    """(rank, inputs): ``n_r . w_in_k / size``, how strongly input ``k`` drives ``kappa_r`` (linear regime)."""
+    weights = _check_weights(weights)
+    return weights.n.T @ weights.w_in / weights.size
+
+
+def readout_overlaps(weights: LowRankWeights) -> np.ndarray:
+    """(rank, outputs): ``m_r . w_out_o / size``, the readout of ``kappa_r`` in the linear regime
+    (``z = tanh(x) @ w_out / size ~ kappa @ (m^T w_out / size)`` for small ``x = M kappa``)."""
+    weights = _check_weights(weights)
+    return weights.m.T @ weights.w_out / weights.size
+
+
+def _gain(x: np.ndarray) -> np.ndarray:
+    return 1.0 - np.tanh(x) ** 2
+
+
+@dataclass(frozen=True, eq=False)
+class EffectiveOverlaps:
+    """Overlaps weighted by the gain ``phi'(x) = 1 - tanh(x)^2``.
+
+    gain: (size,), the gain of each neuron averaged over the given states;
+    overlaps: (rank, rank), ``sum_k n_ki gain_k m_kj / size`` (the reduced Jacobian is ``-I + overlaps``);
+    input_overlaps: (rank, inputs), ``sum_k n_ki gain_k w_in_kj / size``;
+    per_neuron: (size, rank, rank), ``n_ki gain_k m_kj`` (its mean over neurons is ``overlaps``);
+    populations: (populations,), the labels; fractions: (populations,);
+    per_population: (populations, rank, rank), the mean of ``per_neuron`` within each population, so that
+    ``overlaps = sum_p fractions[p] * per_population[p]``.
+    """
+
+    gain: np.ndarray
+    overlaps: np.ndarray
+    input_overlaps: np.ndarray
+    per_neuron: np.ndarray
+    populations: np.ndarray
+    fractions: np.ndarray
+    per_population: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {
+            "overlaps": self.overlaps.tolist(),
+            "input_overlaps": self.input_overlaps.tolist(),
+            "mean_gain": float(self.gain.mean()),
+            "populations": [_json_label(p) for p in self.populations],
+            "fractions": self.fractions.tolist(),
+            "per_population": self.per_population.tolist(),
+        }
+
+
+def _json_label(label: object) -> object:
+    return label.item() if isinstance(label, np.generic) else label
+
+
+def _check_populations(populations: np.ndarray | None, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(labels (populations,), index (size,)) of each neuron's population."""
+    if populations is None:
+        return np.array([0]), np.zeros(size, dtype=int)
+    populations = np.asarray(populations)
+    if populations.shape != (size,):
+        raise RnnscopeError(f"populations: expected shape ({size},), got {populations.shape}")
+    labels, index = np.unique(populations, return_inverse=True)
+    return labels, index
+
+
+def effective_overlaps(
+    weights: LowRankWeights, states: np.ndarray, populations: np.ndarray | None = None
+) -> EffectiveOverlaps:
+    """Gain-weighted overlaps at the states ``x``: (..., size), e.g. one fixed point ``M kappa + W_in u`` or the
+    states of an epoch (trials, time, size); the gain is averaged over every leading axis.
+    populations: (size,) labels, or None for one population.
+    """
+    weights = _check_weights(weights)
+    states = check_array(states, "states")
+    if states.ndim == 0 or states.shape[-1] != weights.size:
+        raise RnnscopeError(f"states: expected shape (..., {weights.size}), got {states.shape}")
+    labels, index = _check_populations(populations, weights.size)
+    gain = _gain(states).reshape(-1, weights.size).mean(axis=0)
+    gn = weights.n * gain[:, None]
+    per_neuron = gn[:, :, None] * weights.m[:, None, :]
+    counts = np.bincount(index, minlength=len(labels)).astype(float)
+    per_population = np.zeros((len(labels), weights.rank, weights.rank))
+    np.add.at(per_population, index, per_neuron)
+    per_population /= counts[:, None, None]
+    return EffectiveOverlaps(
+        gain=gain,
+        overlaps=gn.T @ weights.m / weights.size,
+        input_overlaps=gn.T @ weights.w_in / weights.size,
+        per_neuron=per_neuron,
+        populations=labels,
+        fractions=counts / weights.size,
+        per_population=per_population,
+    )
+
+
+# ----------------------------------------------------------------------------------------------- projection
+
+
+@dataclass(frozen=True, eq=False)
+class LatentProjection:
+    """Trajectories written as ``x = M kappa + W_in v + remainder`` (least squares on span(M, W_in)).
+
+    kappa: (..., rank); input_kappa: (..., inputs), the coordinates ``v`` along the input vectors;
+    remainder: (..., size), the part of ``x`` orthogonal to span(M, W_in);
+    variance_explained: fraction of the variance of ``x`` (about its mean over every leading axis, summed over
+    neurons) that lies in span(M, W_in); recurrent_variance_explained: the same for span(M) alone.
+    When the columns of ``[M, W_in]`` are orthogonal, ``kappa_r = m_r . x / |m_r|^2``.
+    """
+
+    kappa: np.ndarray
+    input_kappa: np.ndarray
+    remainder: np.ndarray
+    variance_explained: float
+    recurrent_variance_explained: float
+
+    def to_dict(self) -> dict:
+        return {
+            "variance_explained": float(self.variance_explained),
+            "recurrent_variance_explained": float(self.recurrent_variance_explained),
+        }
+
+
+def _explained(flat: np.ndarray, basis: np.ndarray) -> float:
+    centred = flat - flat.mean(axis=0)
+    total = float(np.sum(centred**2))
+    if total == 0.0:
+        return 1.0
+    q, _ = np.linalg.qr(basis)
+    inside = centred @ q
+    return float(np.sum(inside**2)) / total
+
+
+def latent_projection(weights: LowRankWeights, trajectories: np.ndarray) -> LatentProjection:
+    """Project states ``trajectories``: (..., size), e.g. (trials, time, size), on span(M, W_in)."""
+    weights = _check_weights(weights)
+    x = check_array(trajectories, "trajectories")
+    if x.ndim == 0 or x.shape[-1] != weights.size:
+        raise RnnscopeError(f"trajectories: expected shape (..., {weights.size}), got {x.shape}")
+    basis = np.concatenate([weights.m, weights.w_in], axis=1)  # (size, rank + inputs)
+    flat = x.reshape(-1, weights.size)
+    coords, *_ = np.linalg.lstsq(basis, flat.T, rcond=None)  # (rank + inputs, samples)
+    coords = coords.T
+    remainder = flat - coords @ basis.T
+    lead = x.shape[:-1]
+    return LatentProjection(
+        kappa=coords[:, : weights.rank].reshape(lead + (weights.rank,)),
+        input_kappa=coords[:, weights.rank :].reshape(lead + (weights.inputs,)),
+        remainder=remainder.reshape(x.shape),
+        variance_explained=_explained(flat, basis),
+        recurrent_variance_explained=_explained(flat, weights.m),
+    )
+
+
+# ----------------------------------------------------------------------------------------------- flows
+
+
+class _FiniteSystem:
+    """The exact reduced flow of a finite network at a constant input: kappa (B, rank) -> (B, rank)."""
+
+    def __init__(self, weights: LowRankWeights, inputs: np.ndarray) -> None:
+        self.m = weights.m
+        self.n_scaled = weights.n / weights.size
+        self.offset = weights.w_in @ inputs  # (size,)
+        self.rank = weights.rank
+        # |phi| <= 1, so every fixed point (and every attractor) lies in |kappa_r| <= mean |n_r|
+        self.bound = np.abs(weights.n).mean(axis=0)
+
+    def velocity(self, kappa: np.ndarray) -> np.ndarray:
+        rates = np.tanh(kappa @ self.m.T + self.offset)
+        return rates @ self.n_scaled - kappa
+
+    def velocity_and_jacobian(self, kappa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rates = np.tanh(kappa @ self.m.T + self.offset)  # (B, size)
+        velocity = rates @ self.n_scaled - kappa
+        gain = 1.0 - rates**2
+        # sigma_eff[b] = N^T diag(gain_b) M / size, without forming any size x size matrix
+        sigma = np.einsum("bk,ki,kj->bij", gain, self.n_scaled, self.m, optimize=True)
+        return velocity, sigma - np.eye(self.rank)
+
+
+@dataclass(frozen=True, eq=False)
+class LoadingStatistics:
+    """A mixture of Gaussians over each neuron's loadings ``(m_1..m_R, n_1..n_R, w_in_1..w_in_I)``.
+
+    means: (populations, columns); covariances: (populations, columns, columns); fractions: (populations,)
+    summing to 1; columns = 2 * rank + inputs, labelled by ``columns``.
+    """
+
+    means: np.ndarray
+    covariances: np.ndarray
+    fractions: np.ndarray
+    rank: int
+    inputs: int
+
+    def __post_init__(self) -> None:
+        rank = check_int(self.rank, "rank", minimum=1)
+        inputs = check_int(self.inputs, "inputs", minimum=0)
+        width = 2 * rank + inputs
+        means = check_array(self.means, "means", shape=(None, width))
+        populations = means.shape[0]
+        covariances = check_array(self.covariances, "covariances", shape=(populations, width, width))
+        fractions = check_array(self.fractions, "fractions", shape=(populations,))
+        if np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0):
+            raise RnnscopeError(f"fractions: must be >= 0 and sum to 1, got {fractions.tolist()}")
+        if not np.allclose(covariances, np.swapaxes(covariances, 1, 2)):
+            raise RnnscopeError("covariances: must be symmetric")
+        if np.any(np.linalg.eigvalsh(covariances) < -1e-9 * max(1.0, float(np.abs(covariances).max()))):
+            raise RnnscopeError("covariances: must be positive semi-definite")
+        for name, value in (("means", means), ("covariances", covariances), ("fractions", fractions)):
+            value = np.array(value, dtype=float)
+            value.setflags(write=False)
+            object.__setattr__(self, name, value)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (
+            tuple(f"m{r + 1}" for r in range(self.rank))
+            + tuple(f"n{r + 1}" for r in range(self.rank))
+            + tuple(f"w_in{k + 1}" for k in range(self.inputs))
+        )
+
+    @property
+    def populations(self) -> int:
+        return int(self.means.shape[0])
+
+    def overlaps(self) -> np.ndarray:
+        """(rank, rank): ``<n_i m_j>`` over the mixture (the overlaps of an infinite network)."""
+        R = self.rank
+        second = self.covariances + self.means[:, :, None] * self.means[:, None, :]
+        return np.einsum("p,pij->ij", self.fractions, second[:, R : 2 * R, :R])
+
+    def to_dict(self) -> dict:
+        return {
+            "columns": list(self.columns),
+            "means": self.means.tolist(),
+            "covariances": self.covariances.tolist(),
+            "fractions": self.fractions.tolist(),
+        }
+
+
+def loading_statistics(
+    weights: LowRankWeights, populations: np.ndarray | None = None, *, zero_mean: bool = False
+) -> LoadingStatistics:
+    """Fit one Gaussian per population to the loadings ``(m, n, w_in)`` of ``weights`` (empirical moments).
+
+    populations: (size,) labels, or None for one population; zero_mean: centre every population at 0 (the
+    covariance then is the second moment, as in the authors' resampling).
+    """
+    weights = _check_weights(weights)
+    labels, index = _check_populations(populations, weights.size)
+    loadings = np.concatenate([weights.m, weights.n, weights.w_in], axis=1)
+    width = loadings.shape[1]
+    means = np.zeros((len(labels), width))
+    covariances = np.zeros((len(labels), width, width))
+    fractions = np.zeros(len(labels))
+    for p in range(len(labels)):
+        rows = loadings[index == p]
+        fractions[p] = len(rows) / weights.size
+        mean = np.zeros(width) if zero_mean else rows.mean(axis=0)
+        centred = rows - mean
+        means[p] = mean
+        covariances[p] = centred.T @ centred / len(rows)
+    return LoadingStatistics(means, covariances, fractions, rank=weights.rank, inputs=weights.inputs)
+
+
+class _MeanFieldSystem:
+    """The mean-field flow at a constant input: kappa (B, rank) -> (B, rank), see the module docstring."""
+
+    def __init__(self, statistics: LoadingStatistics, inputs: np.ndarray) -> None:
+        R, I = statistics.rank, statistics.inputs
+        mu, C = statistics.means, statistics.covariances
+        self.rank = R
+        self.fractions = statistics.fractions
+        self.mu_m, self.mu_n = mu[:, :R], mu[:, R : 2 * R]  # (P, R)
+        self.mu_w_u = mu[:, 2 * R :] @ inputs  # (P,)
+        self.C_mm, self.C_nm = C[:, :R, :R], C[:, R : 2 * R, :R]  # (P, R, R)
+        self.C_mw_u = C[:, :R, 2 * R :] @ inputs  # (P, R): Cov(m, w . u)
+        self.C_nw_u = C[:, R : 2 * R, 2 * R :] @ inputs  # (P, R): Cov(n, w . u)
+        self.var_w_u = np.einsum("i,pij,j->p", inputs, C[:, 2 * R :, 2 * R :], inputs) if I else np.zeros(len(mu))
+        second_n = np.einsum("pii->pi", C[:, R : 2 * R, R : 2 * R]) + self.mu_n**2
+        self.bound = np.sqrt(self.fractions @ second_n)  # E|n_r| <= sqrt(E n_r^2)
+
+    def _moments(self, kappa: np.ndarray, order: int):
+        mean_a = kappa @ self.mu_m.T + self.mu_w_u  # (B, P)
+        cov_ma = np.einsum("pij,bj->bpi", self.C_mm, kappa) + self.C_mw_u  # (B, P, R)
+        cov_na = np.einsum("pij,bj->bpi", self.C_nm, kappa) + self.C_nw_u  # (B, P, R)
+        var_a = np.einsum("bpi,bi->bp", cov_ma, kappa) + kappa @ self.C_mw_u.T + self.var_w_u
+        delta = np.sqrt(np.maximum(var_a, 0.0))
+        t = np.tanh(mean_a[..., None] + delta[..., None] * _NODES)  # (B, P, K)
+        d1 = 1.0 - t**2
+        averages = [t @ _WEIGHTS, d1 @ _WEIGHTS]
+        if order >= 2:
+            averages.append((-2.0 * t * d1) @ _WEIGHTS)
+            averages.append((d1 * (6.0 * t**2 - 2.0)) @ _WEIGHTS)
+        return cov_ma, cov_na, averages
+
+    def velocity(self, kappa: np.ndarray) -> np.ndarray:
+        _, cov_na, (e0, e1) = self._moments(kappa, 1)
+        drive = self.mu_n[None] * e0[..., None] + cov_na * e1[..., None]  # (B, P, R)
+        return np.einsum("p,bpr->br", self.fractions, drive) - kappa
+
+    def velocity_and_jacobian(self, kappa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cov_ma, cov_na, (e0, e1, e2, e3) = self._moments(kappa, 2)
+        drive = self.mu_n[None] * e0[..., None] + cov_na * e1[..., None]
+        velocity = np.einsum("p,bpr->br", self.fractions, drive) - kappa
+        # d<phi>/dkappa_j = <phi'> mu_m_j + <phi''> Cov(m_j, a);  d<phi'>/dkappa_j = <phi''> mu_m_j + <phi'''> Cov(m_j, a)
+        d0 = e1[..., None] * self.mu_m[None] + e2[..., None] * cov_ma  # (B, P, R)
+        d1 = e2[..., None] * self.mu_m[None] + e3[..., None] * cov_ma
+        per_population = (
+            self.mu_n[None, :, :, None] * d0[:, :, None, :]
+            + self.C_nm[None] * e1[..., None, None]
+            + cov_na[..., :, None] * d1[:, :, None, :]
+        )  # (B, P, R, R)
+        jacobian = np.einsum("p,bpij->bij", self.fractions, per_population) - np.eye(self.rank)
+        return velocity, jacobian
+
+
+def _system(
+    weights: LowRankWeights,
+    inputs: np.ndarray | None,
+    mean_field: bool,
+    populations: np.ndarray | None = None,
+    statistics: LoadingStatistics | None = None,
+) -> _FiniteSystem | _MeanFieldSystem:
+    weights = _check_weights(weights)
+    u = _check_inputs(weights, inputs)
+    if not mean_field:
+        return _FiniteSystem(weights, u)
+    if statistics is None:
+        statistics = loading_statistics(weights, populations)
+    if statistics.rank != weights.rank or statistics.inputs != weights.inputs:
+        raise RnnscopeError(
+            f"statistics: rank {statistics.rank} and inputs {statistics.inputs} do not match the network's "
+            f"rank {weights.rank} and inputs {weights.inputs}"
+        )
+    return _MeanFieldSystem(statistics, u)
+
+
+def _apply(function, kappa: np.ndarray, rank: int, tail: tuple[int, ...]) -> np.ndarray:
+    kappa = _check_kappa(kappa, rank)
+    flat = kappa.reshape(-1, rank)
+    return function(flat).reshape(kappa.shape[:-1] + tail)
+
+
+def reduced_flow(weights: LowRankWeights, kappa: np.ndarray, inputs: np.ndarray | None = None) -> np.ndarray:
+    """The exact reduced flow ``F(kappa, u) = -kappa + N^T tanh(M kappa + W_in u) / size``.
+
+    kappa: (..., rank); inputs: (inputs,) constant (filtered) input, zeros when None. Returns (..., rank).
+    """
+    system = _FiniteSystem(_check_weights(weights), _check_inputs(weights, inputs))
+    return _apply(system.velocity, kappa, weights.rank, (weights.rank,))
+
+
+def reduced_jacobian(weights: LowRankWeights, kappa: np.ndarray, inputs: np.ndarray | None = None) -> np.ndarray:
+    """dF/dkappa = -I + N^T diag(phi'(M kappa + W_in u)) M / size: (..., rank, rank) for kappa (..., rank)."""
+    system = _FiniteSystem(_check_weights(weights), _check_inputs(weights, inputs))
+    return _apply(lambda k: system.velocity_and_jacobian(k)[1], kappa, weights.rank, (weights.rank, weights.rank))
+
+
+def _statistics_system(statistics: LoadingStatistics, inputs: np.ndarray | None) -> _MeanFieldSystem:
+    if not isinstance(statistics, LoadingStatistics):
+        raise RnnscopeError(f"statistics: expected LoadingStatistics, got {type(statistics).__name__}")
+    u = np.zeros(statistics.inputs) if inputs is None else check_array(inputs, "inputs", shape=(statistics.inputs,))
+    return _MeanFieldSystem(statistics, u)
+
+
+def mean_field_flow(statistics: LoadingStatistics, kappa: np.ndarray, inputs: np.ndarray | None = None) -> np.ndarray:
+    """The infinite-size flow for loadings drawn from ``statistics``: kappa (..., rank) -> (..., rank)."""
+    system = _statistics_system(statistics, inputs)
+    return _apply(system.velocity, kappa, statistics.rank, (statistics.rank,))
+
+
+def mean_field_jacobian(
+    statistics: LoadingStatistics, kappa: np.ndarray, inputs: np.ndarray | None = None
+) -> np.ndarray:
+    """Analytic Jacobian of :func:`mean_field_flow`: (..., rank, rank)."""
+    system = _statistics_system(statistics, inputs)
+    R = statistics.rank
+    return _apply(lambda k: system.velocity_and_jacobian(k)[1], kappa, R, (R, R))
+
+
+def latent_bounds(weights: LowRankWeights, *, mean_field: bool = False, populations: np.ndarray | None = None) -> np.ndarray:
+    """(rank,) half-widths of a box that holds every fixed point and attractor: ``mean |n_r|`` (finite size,
+    since |tanh| <= 1) or ``sqrt(<n_r^2>)`` (mean field)."""
+    return _system(weights, None, mean_field, populations).bound
+
+
+@dataclass(frozen=True, eq=False)
+class FlowField:
+    """The reduced flow on a grid over (kappa_1, kappa_2); other latent coordinates held at 0.
+
+    kappa: (rows, cols, rank), the grid points (rows follow kappa_2, cols follow kappa_1; rank 1 has one row);
+    velocity: (rows, cols, rank), dkappa/dt in units of 1/tau; speed: (rows, cols), |velocity|;
+    inputs: (inputs,), the constant input; mean_field: whether the infinite-size flow was used.
+    """
+
+    kappa: np.ndarray
+    velocity: np.ndarray
+    speed: np.ndarray
+    inputs: np.ndarray
+    mean_field: bool
+
+    @property
+    def rank(self) -> int:
+        return int(self.kappa.shape[-1])
+
+    def to_dict(self) -> dict:
+        return {
+            "kappa": self.kappa.tolist(),
+            "velocity": self.velocity.tolist(),
+            "speed": self.speed.tolist(),
+            "inputs": self.inputs.tolist(),
+            "mean_field": bool(self.mean_field),
+        }
+
+
+def flow_field(
+    weights: LowRankWeights,
+    *,
+    inputs: np.ndarray | None = None,
+    mean_field: bool = False,
+    resolution: int = 50,
+    bounds: np.ndarray | None = None,
+    populations: np.ndarray | None = None,
+    statistics: LoadingStatistics | None = None,
+) -> FlowField:
+    """Evaluate the reduced flow (exact finite-size, or mean field) on a ``resolution`` x ``resolution`` grid.
+
+    bounds: (2,) or (rank,) half-widths of the grid along kappa_1 (and kappa_2); default 1.25 x
+    :func:`latent_bounds`. populations / statistics: for the mean field (default: one Gaussian fitted to the
+    loadings).
+    """
+    weights = _check_weights(weights)
+    resolution = check_int(resolution, "resolution", minimum=2)
+    u = _check_inputs(weights, inputs)
+    system = _system(weights, u, mean_field, populations, statistics)
+    if bounds is None:
+        half = 1.25 * np.maximum(system.bound, 1e-3)
+    else:
+        half = check_array(bounds, "bounds", ndim=1)
+        if np.any(half <= 0):
+            raise RnnscopeError(f"bounds: must be > 0, got {half.tolist()}")
+    axis1 = np.linspace(-half[0], half[0], resolution)
+    if weights.rank == 1:
+        kappa = axis1[None, :, None]
+    else:
+        axis2 = np.linspace(-half[1 if len(half) > 1 else 0], half[1 if len(half) > 1 else 0], resolution)
+        k1, k2 = np.meshgrid(axis1, axis2)
+        kappa = np.zeros((resolution, resolution, weights.rank))
+        kappa[..., 0], kappa[..., 1] = k1, k2
+    velocity = system.velocity(kappa.reshape(-1, weights.rank)).reshape(kappa.shape)
+    for array in (kappa, velocity, u):
+        array.setflags(write=False)
+    return FlowField(kappa, velocity, np.linalg.norm(velocity, axis=-1), u, bool(mean_field))

@@ -1,0 +1,966 @@
+"""Population structure of low-rank networks (Dubreuil, Valente et al. 2022).
+
+Each neuron is one point in *loading space*: its row of ``(w_in, n, m, w_out)``. Because rnnscope scales
+``J = m n^T / size`` and ``z = tanh(x) @ w_out / size``, loadings do not depend on the network size, so a
+distribution of loadings defines networks of any size. This module
+
+- fits Gaussian mixtures with P = 1..Pmax populations to the loading cloud (BIC, label stability);
+- holds a ``PopulationModel`` (fractions, means, covariances): THE sampler of new networks, used here for
+  resampling and reused by network design;
+- evaluates many networks on a batch of trials in one batched simulation (``evaluate_networks``);
+- finds the minimal number of populations whose resampled networks keep the trained network's accuracy;
+- silences populations or scales their gain, and computes effective overlaps per population and condition group.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
+from sklearn.metrics import adjusted_rand_score
+from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
+
+from rnnscope._validation import as_generator, check_array, check_int, check_nonnegative, check_probability
+from rnnscope.errors import ConvergenceWarning, RnnscopeError
+from rnnscope.models._core import draw_noise, input_drive, integrate
+from rnnscope.models._weights import LowRankWeights
+from rnnscope.tasks._base import TrialBatch, correct_trials
+
+__all__ = [
+    "Loadings",
+    "loadings",
+    "loading_columns",
+    "PopulationFit",
+    "fit_populations",
+    "PopulationModel",
+    "LowRankBatch",
+    "stack_weights",
+    "simulate_networks",
+    "NetworkAccuracy",
+    "evaluate_networks",
+    "Resampling",
+    "resample",
+    "MinimalPopulations",
+    "minimal_populations",
+    "scale_population",
+    "Inactivation",
+    "inactivate",
+    "EffectiveOverlaps",
+    "effective_overlaps",
+]
+
+_BLOCKS = ("w_in", "n", "m", "w_out")
+_LABEL = re.compile(r"^(w_in|n|m|w_out)\[(\d+)\]$")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading space
+# ---------------------------------------------------------------------------------------------------------------
+def loading_columns(*, rank: int, inputs: int, outputs: int) -> tuple[str, ...]:
+    """Column labels in the order (w_in, n, m, w_out): ``("w_in[0]", ..., "n[0]", ..., "m[0]", ..., "w_out[0]")``."""
+    counts = {"w_in": inputs, "n": rank, "m": rank, "w_out": outputs}
+    return tuple(f"{block}[{i}]" for block in _BLOCKS for i in range(counts[block]))
+
+
+def _layout(columns: Sequence[str]) -> dict[str, int]:
+    """{block: count} parsed from labels, checking they are exactly ``loading_columns`` of those counts."""
+    counts = dict.fromkeys(_BLOCKS, 0)
+    for label in columns:
+        match = _LABEL.match(label)
+        if match is None:
+            raise RnnscopeError(f"columns: {label!r} is not a loading label like 'w_in[0]', 'n[0]', 'm[0]', 'w_out[0]'")
+        counts[match.group(1)] += 1
+    expected = loading_columns(rank=counts["m"], inputs=counts["w_in"], outputs=counts["w_out"])
+    if tuple(columns) != expected or counts["m"] != counts["n"] or counts["m"] < 1 or counts["w_out"] < 1:
+        raise RnnscopeError(f"columns: expected labels in the order {expected}, got {tuple(columns)}")
+    return counts
+
+
+def _weights_from_values(
+    values: np.ndarray, columns: Sequence[str], *, noise_std: float, alpha: float, h0: np.ndarray | None
+) -> LowRankWeights:
+    """The inverse of ``loadings``: LowRankWeights from a (size, columns) matrix (any size)."""
+    counts = _layout(columns)
+    values = check_array(values, "values", ndim=2)
+    if values.shape[1] != len(columns):
+        raise RnnscopeError(f"values: expected {len(columns)} columns, got shape {values.shape}")
+    blocks, start = {}, 0
+    for block in _BLOCKS:
+        blocks[block] = values[:, start : start + counts[block]]
+        start += counts[block]
+    size = values.shape[0]
+    h0 = np.zeros(size) if h0 is None else h0
+    return LowRankWeights(
+        m=blocks["m"], n=blocks["n"], w_in=blocks["w_in"], w_out=blocks["w_out"], h0=h0,
+        noise_std=noise_std, alpha=alpha,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class Loadings:
+    """One point per neuron in loading space.
+
+    values: (size, columns), neuron i's row of (w_in, n, m, w_out); columns: labels (see ``loading_columns``);
+    noise_std, alpha: the network's dynamics, kept so ``to_weights`` rebuilds a network.
+    """
+
+    values: np.ndarray
+    columns: tuple[str, ...]
+    noise_std: float = 0.05
+    alpha: float = 0.2
+
+    def __post_init__(self) -> None:
+        _layout(self.columns)
+        values = check_array(self.values, "values", ndim=2)
+        if values.shape[1] != len(self.columns):
+            raise RnnscopeError(f"values: expected {len(self.columns)} columns, got shape {values.shape}")
+        values = values.copy()
+        values.setflags(write=False)
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "columns", tuple(self.columns))
+
+    @property
+    def size(self) -> int:
+        return int(self.values.shape[0])
+
+    def select(self, blocks: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...]]:
+        """The columns of the given blocks (e.g. ``("m", "n", "w_in")``): values (size, k) and their labels."""
+        unknown = [b for b in blocks if b not in _BLOCKS]
+        if unknown:
+            raise RnnscopeError(f"blocks: {unknown[0]!r} is not one of {_BLOCKS}")
+        keep = [i for b in blocks for i, c in enumerate(self.columns) if c.startswith(b + "[")]
+        return self.values[:, keep], tuple(self.columns[i] for i in keep)
+
+    def to_weights(self, values: np.ndarray | None = None, *, h0: np.ndarray | None = None) -> LowRankWeights:
+        """A network from a loading matrix with these columns: values (size', columns), any size'
+        (default: these loadings); h0 (size',) defaults to zeros."""
+        return _weights_from_values(
+            self.values if values is None else values, self.columns, noise_std=self.noise_std, alpha=self.alpha, h0=h0
+        )
+
+
+def loadings(weights: LowRankWeights) -> Loadings:
+    """The loading space of a low-rank network: (size, inputs + 2 rank + outputs), columns (w_in, n, m, w_out)."""
+    if not isinstance(weights, LowRankWeights):
+        raise RnnscopeError(f"weights: population analysis needs a low-rank network, got {type(weights).__name__}")
+    columns = loading_columns(rank=weights.rank, inputs=weights.inputs, outputs=weights.outputs)
+    values = np.hstack([weights.w_in, weights.n, weights.m, weights.w_out])
+    return Loadings(values=values, columns=columns, noise_std=weights.noise_std, alpha=weights.alpha)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Mixture fits
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class PopulationFit:
+    """Gaussian mixtures with P = 1..max_populations fitted to a loading cloud.
+
+    Index p of every per-P field is P = p + 1.
+    bic: (max_populations,); stability: (max_populations,) mean adjusted Rand index between the labels of every
+    pair of restarts (1 = every restart finds the same partition); labels: (max_populations, size) population of
+    each neuron under the best restart; fractions[p]: (P,); means[p]: (P, columns); covariances[p]:
+    (P, columns, columns); sizes[p]: (P,) neurons assigned to each population; converged: (max_populations,).
+    chosen: the P with the lowest BIC. method: "em" or "bayes".
+    """
+
+    columns: tuple[str, ...]
+    method: str
+    bic: np.ndarray
+    stability: np.ndarray
+    labels: np.ndarray
+    fractions: tuple[np.ndarray, ...]
+    means: tuple[np.ndarray, ...]
+    covariances: tuple[np.ndarray, ...]
+    sizes: tuple[np.ndarray, ...]
+    converged: np.ndarray
+    chosen: int
+    restarts: int
+
+    @property
+    def max_populations(self) -> int:
+        return int(self.bic.shape[0])
+
+    def populations(self, count: int | None = None) -> np.ndarray:
+        """(size,) labels of the fit with ``count`` populations (default: the chosen one)."""
+        count = self.chosen if count is None else check_int(count, "count", minimum=1, maximum=self.max_populations)
+        return self.labels[count - 1]
+
+    def to_dict(self) -> dict:
+        return {
+            "columns": list(self.columns),
+            "method": self.method,
+            "restarts": self.restarts,
+            "chosen": self.chosen,
+            "bic": [float(b) for b in self.bic],
+            "fits": [
+                {
+                    "populations": p + 1,
+                    "bic": float(self.bic[p]),
+                    "stability": float(self.stability[p]),
+                    "converged": bool(self.converged[p]),
+                    "sizes": [int(s) for s in self.sizes[p]],
+                    "fractions": self.fractions[p].tolist(),
+                    "means": self.means[p].tolist(),
+                    "covariances": self.covariances[p].tolist(),
+                }
+                for p in range(self.max_populations)
+            ],
+        }
+
+
+def _free_parameters(components: int, dims: int) -> int:
+    return (components - 1) + components * dims + components * dims * (dims + 1) // 2
+
+
+def fit_populations(
+    points: Loadings | np.ndarray,
+    *,
+    rng: np.random.Generator | int,
+    max_populations: int = 5,
+    restarts: int = 10,
+    method: str = "em",
+    columns: tuple[str, ...] | None = None,
+) -> PopulationFit:
+    """Fit full-covariance Gaussian mixtures with 1..max_populations components.
+
+    points: Loadings, or (size, dims) values (then ``columns`` names them). Each P is fitted ``restarts`` times
+    from independent initialisations; the restart with the highest likelihood (EM) or evidence lower bound
+    ("bayes": a variational Dirichlet-process mixture, as the paper) is kept, and the labels of all restarts give
+    the stability (mean pairwise adjusted Rand index). BIC = -2 log L + parameters log(size), computed the same way
+    for both methods.
+    """
+    if isinstance(points, Loadings):
+        values, columns = points.values, points.columns
+    else:
+        values = check_array(points, "points", ndim=2)
+        columns = tuple(columns) if columns is not None else tuple(f"x[{i}]" for i in range(values.shape[1]))
+    size, dims = values.shape
+    if len(columns) != dims:
+        raise RnnscopeError(f"columns: expected {dims} labels, got {len(columns)}")
+    max_populations = check_int(max_populations, "max_populations", minimum=1)
+    restarts = check_int(restarts, "restarts", minimum=1)
+    if method not in ("em", "bayes"):
+        raise RnnscopeError(f"method: expected 'em' or 'bayes', got {method!r}")
+    if size < max_populations * (dims + 1):
+        raise RnnscopeError(
+            f"points: {size} neurons are too few for {max_populations} full-covariance populations in {dims} dimensions "
+            f"(need at least {max_populations * (dims + 1)})"
+        )
+    rng = as_generator(rng, name="rng")
+    bic, stability, converged = [], [], []
+    labels, fractions, means, covariances, sizes = [], [], [], [], []
+    for count in range(1, max_populations + 1):
+        models, restart_labels = [], []
+        for _ in range(restarts):
+            seed = int(rng.integers(2**31 - 1))
+            if method == "em":
+                model = GaussianMixture(n_components=count, covariance_type="full", random_state=seed, max_iter=500)
+            else:
+                model = BayesianGaussianMixture(
+                    n_components=count, covariance_type="full", random_state=seed, max_iter=1000,
+                    init_params="random" if count > 1 else "kmeans",
+                    weight_concentration_prior_type="dirichlet_process",
+                )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SklearnConvergenceWarning)
+                model.fit(values)
+            models.append(model)
+            restart_labels.append(model.predict(values))
+        best = int(np.argmax([m.lower_bound_ for m in models]))
+        model = models[best]
+        if not model.converged_:
+            warnings.warn(
+                f"mixture with {count} populations did not converge in {model.max_iter} iterations",
+                ConvergenceWarning, stacklevel=2,
+            )
+        log_likelihood = float(model.score(values)) * size
+        bic.append(-2.0 * log_likelihood + _free_parameters(count, dims) * math.log(size))
+        pairs = [
+            adjusted_rand_score(restart_labels[i], restart_labels[j])
+            for i in range(restarts) for j in range(i + 1, restarts)
+        ]
+        stability.append(float(np.mean(pairs)) if pairs else 1.0)
+        converged.append(bool(model.converged_))
+        labels.append(restart_labels[best])
+        fractions.append(np.asarray(model.weights_, dtype=np.float64) / np.sum(model.weights_))
+        means.append(np.asarray(model.means_, dtype=np.float64))
+        covariances.append(np.asarray(model.covariances_, dtype=np.float64))
+        sizes.append(np.bincount(restart_labels[best], minlength=count))
+    bic_array = np.asarray(bic)
+    return PopulationFit(
+        columns=tuple(columns), method=method, bic=bic_array, stability=np.asarray(stability),
+        labels=np.asarray(labels), fractions=tuple(fractions), means=tuple(means), covariances=tuple(covariances),
+        sizes=tuple(sizes), converged=np.asarray(converged), chosen=int(np.argmin(bic_array)) + 1, restarts=restarts,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The population model: THE sampler of networks
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class LowRankBatch:
+    """Many low-rank networks of one size, stacked on a leading axis (for one batched simulation).
+
+    m, n: (networks, size, rank); w_in: (networks, size, inputs); w_out: (networks, size, outputs);
+    h0: (networks, size). Readout and recurrence divide by ``size`` as in LowRankWeights.
+    """
+
+    m: np.ndarray
+    n: np.ndarray
+    w_in: np.ndarray
+    w_out: np.ndarray
+    h0: np.ndarray
+    noise_std: float = 0.05
+    alpha: float = 0.2
+
+    def __post_init__(self) -> None:
+        m = check_array(self.m, "m", ndim=3)
+        networks, size, rank = m.shape
+        check_array(self.n, "n", shape=(networks, size, rank))
+        check_array(self.w_in, "w_in", shape=(networks, size, None))
+        check_array(self.w_out, "w_out", shape=(networks, size, None))
+        check_array(self.h0, "h0", shape=(networks, size))
+        check_nonnegative(self.noise_std, "noise_std")
+        check_probability(self.alpha, "alpha")
+
+    @property
+    def networks(self) -> int:
+        return int(self.m.shape[0])
+
+    @property
+    def size(self) -> int:
+        return int(self.m.shape[1])
+
+    @property
+    def rank(self) -> int:
+        return int(self.m.shape[2])
+
+    def network(self, index: int) -> LowRankWeights:
+        """Network ``index`` as LowRankWeights."""
+        index = check_int(index, "index", minimum=0, maximum=self.networks - 1)
+        return LowRankWeights(
+            m=self.m[index], n=self.n[index], w_in=self.w_in[index], w_out=self.w_out[index], h0=self.h0[index],
+            noise_std=self.noise_std, alpha=self.alpha,
+        )
+
+
+def stack_weights(weights: Sequence[LowRankWeights]) -> LowRankBatch:
+    """Stack networks of the same size, rank, inputs, outputs and dynamics into a LowRankBatch."""
+    if len(weights) == 0:
+        raise RnnscopeError("weights: need at least one network")
+    first = weights[0]
+    for i, w in enumerate(weights):
+        if not isinstance(w, LowRankWeights):
+            raise RnnscopeError(f"weights[{i}]: expected LowRankWeights, got {type(w).__name__}")
+        shapes = (w.m.shape, w.w_in.shape, w.w_out.shape, w.noise_std, w.alpha)
+        if shapes != (first.m.shape, first.w_in.shape, first.w_out.shape, first.noise_std, first.alpha):
+            raise RnnscopeError(
+                f"weights[{i}]: shapes/dynamics {shapes} differ from weights[0] "
+                f"{(first.m.shape, first.w_in.shape, first.w_out.shape, first.noise_std, first.alpha)}"
+            )
+    return LowRankBatch(
+        m=np.stack([w.m for w in weights]), n=np.stack([w.n for w in weights]),
+        w_in=np.stack([w.w_in for w in weights]), w_out=np.stack([w.w_out for w in weights]),
+        h0=np.stack([w.h0 for w in weights]), noise_std=first.noise_std, alpha=first.alpha,
+    )
+
+
+def _psd_sqrt(covariance: np.ndarray) -> np.ndarray:
+    """A (d, d) factor L with L L^T = covariance (symmetric PSD; tiny negative eigenvalues clipped)."""
+    eigenvalues, vectors = np.linalg.eigh(covariance)
+    return vectors * np.sqrt(np.clip(eigenvalues, 0.0, None))
+
+
+def _counts(fractions: np.ndarray, size: int) -> np.ndarray:
+    """Neurons per population: ``fractions * size`` rounded by largest remainders (sums to size)."""
+    exact = fractions * size
+    counts = np.floor(exact).astype(int)
+    order = np.argsort(-(exact - counts), kind="stable")
+    counts[order[: size - counts.sum()]] += 1
+    return counts
+
+
+@dataclass(frozen=True, eq=False)
+class PopulationModel:
+    """A mixture of Gaussian populations in loading space: the generative model of networks of any size.
+
+    fractions: (P,) sum to 1; means: (P, columns); covariances: (P, columns, columns) symmetric PSD;
+    columns: loading labels (see ``loading_columns``); noise_std, alpha: dynamics of the networks it makes.
+    """
+
+    fractions: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    columns: tuple[str, ...]
+    noise_std: float = 0.05
+    alpha: float = 0.2
+
+    def __post_init__(self) -> None:
+        columns = tuple(self.columns)
+        _layout(columns)
+        fractions = check_array(self.fractions, "fractions", ndim=1)
+        count, dims = fractions.shape[0], len(columns)
+        means = check_array(self.means, "means", shape=(count, dims))
+        covariances = check_array(self.covariances, "covariances", shape=(count, dims, dims))
+        if count < 1:
+            raise RnnscopeError("fractions: need at least one population")
+        if np.any(fractions < 0) or abs(fractions.sum() - 1.0) > 1e-6:
+            raise RnnscopeError(f"fractions: must be >= 0 and sum to 1, got {fractions.tolist()}")
+        for p, cov in enumerate(covariances):
+            scale = max(1.0, float(np.abs(cov).max()))
+            if not np.allclose(cov, cov.T, atol=1e-8 * scale):
+                raise RnnscopeError(f"covariances[{p}]: not symmetric")
+            smallest = float(np.linalg.eigvalsh(cov).min())
+            if smallest < -1e-8 * scale:
+                raise RnnscopeError(f"covariances[{p}]: not positive semidefinite (smallest eigenvalue {smallest:.3g})")
+        check_nonnegative(self.noise_std, "noise_std")
+        check_probability(self.alpha, "alpha")
+        for name, value in (("fractions", fractions / fractions.sum()), ("means", means), ("covariances", covariances)):
+            value = value.copy()
+            value.setflags(write=False)
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "columns", columns)
+
+    @property
+    def populations(self) -> int:
+        return int(self.fractions.shape[0])
+
+    # -- construction ---------------------------------------------------------------------------------------------
+    @classmethod
+    def from_weights(cls, weights: LowRankWeights, populations: np.ndarray | None = None) -> "PopulationModel":
+        """Empirical fractions, means and covariances (ddof = 1) of the labelled neurons of a network.
+
+        populations: (size,) integer labels 0..P-1; None puts every neuron in one Gaussian.
+        """
+        points = loadings(weights)
+        labels = np.zeros(points.size, dtype=int) if populations is None else _check_labels(populations, points.size)
+        count = int(labels.max()) + 1
+        fractions, means, covariances = [], [], []
+        for p in range(count):
+            members = points.values[labels == p]
+            if members.shape[0] < 2:
+                raise RnnscopeError(f"populations: population {p} has {members.shape[0]} neuron(s); need at least 2")
+            fractions.append(members.shape[0] / points.size)
+            means.append(members.mean(axis=0))
+            covariances.append(np.atleast_2d(np.cov(members, rowvar=False)))
+        return cls(
+            fractions=np.asarray(fractions), means=np.asarray(means), covariances=np.asarray(covariances),
+            columns=points.columns, noise_std=weights.noise_std, alpha=weights.alpha,
+        )
+
+    @classmethod
+    def from_fit(
+        cls, fit: PopulationFit, populations: int | None = None, *, noise_std: float = 0.05, alpha: float = 0.2
+    ) -> "PopulationModel":
+        """The fitted mixture with ``populations`` components (default: the BIC choice)."""
+        count = fit.chosen if populations is None else check_int(
+            populations, "populations", minimum=1, maximum=fit.max_populations
+        )
+        return cls(
+            fractions=fit.fractions[count - 1], means=fit.means[count - 1], covariances=fit.covariances[count - 1],
+            columns=fit.columns, noise_std=noise_std, alpha=alpha,
+        )
+
+    # -- sampling -------------------------------------------------------------------------------------------------
+    def sample_loadings(
+        self, size: int, *, rng: np.random.Generator | int, zero_mean: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Draw one network's loadings: values (size, columns) and populations (size,).
+
+        Each population gets ``round(fraction * size)`` neurons (largest remainders), drawn from
+        N(mean, covariance), or N(0, covariance) with ``zero_mean`` (the paper's convention; beware that it
+        drops the between-population part of the covariance, which can flip a readout's sign when the
+        populations split a unimodal cloud).
+        """
+        values, labels = self._draw(1, size, rng=rng, zero_mean=zero_mean)
+        return values[0], labels
+
+    def sample(self, size: int, *, rng: np.random.Generator | int, zero_mean: bool = False) -> LowRankWeights:
+        """One network of ``size`` neurons (h0 = 0)."""
+        values, _ = self.sample_loadings(size, rng=rng, zero_mean=zero_mean)
+        return _weights_from_values(values, self.columns, noise_std=self.noise_std, alpha=self.alpha, h0=None)
+
+    def sample_many(
+        self, networks: int, size: int, *, rng: np.random.Generator | int, zero_mean: bool = False
+    ) -> LowRankBatch:
+        """``networks`` independent networks of ``size`` neurons, stacked for one batched simulation."""
+        networks = check_int(networks, "networks", minimum=1)
+        values, _ = self._draw(networks, size, rng=rng, zero_mean=zero_mean)
+        counts = _layout(self.columns)
+        blocks, start = {}, 0
+        for block in _BLOCKS:
+            blocks[block] = values[:, :, start : start + counts[block]]
+            start += counts[block]
+        return LowRankBatch(
+            m=blocks["m"], n=blocks["n"], w_in=blocks["w_in"], w_out=blocks["w_out"], h0=np.zeros(values.shape[:2]),
+            noise_std=self.noise_std, alpha=self.alpha,
+        )
+
+    def _draw(
+        self, networks: int, size: int, *, rng: np.random.Generator | int, zero_mean: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """values (networks, size, columns), populations (size,) shared by all networks."""
+        size = check_int(size, "size", minimum=1)
+        rng = as_generator(rng, name="rng")
+        counts = _counts(self.fractions, size)
+        labels = np.repeat(np.arange(self.populations), counts)
+        dims = len(self.columns)
+        values = np.empty((networks, size, dims))
+        start = 0
+        for p, count in enumerate(counts):
+            factor = _psd_sqrt(self.covariances[p])
+            draws = rng.standard_normal((networks, count, dims)) @ factor.T
+            values[:, start : start + count] = draws if zero_mean else draws + self.means[p]
+            start += count
+        return values, labels
+
+    def to_dict(self) -> dict:
+        return {
+            "columns": list(self.columns),
+            "fractions": self.fractions.tolist(),
+            "means": self.means.tolist(),
+            "covariances": self.covariances.tolist(),
+            "noise_std": float(self.noise_std),
+            "alpha": float(self.alpha),
+        }
+
+
+def _check_labels(populations: Any, size: int) -> np.ndarray:
+    labels = np.asarray(populations)
+    if labels.shape != (size,):
+        raise RnnscopeError(f"populations: expected shape ({size},), got {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+        raise RnnscopeError("populations: expected non-negative integer labels")
+    present = np.unique(labels)
+    if not np.array_equal(present, np.arange(present.shape[0])):
+        raise RnnscopeError(f"populations: labels must be 0..P-1 with none missing, got {present.tolist()}")
+    return labels.astype(int)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Batched simulation and evaluation
+# ---------------------------------------------------------------------------------------------------------------
+def _as_batch(networks: LowRankBatch | LowRankWeights | Sequence[LowRankWeights]) -> LowRankBatch:
+    if isinstance(networks, LowRankBatch):
+        return networks
+    if isinstance(networks, LowRankWeights):
+        return stack_weights([networks])
+    return stack_weights(list(networks))
+
+
+def _chunks(trials: int, networks: int, steps: int, size: int, memory_mb: float) -> int:
+    """Trials per chunk so the per-chunk tensors (drive, noise, forcing: float32) stay within ``memory_mb``."""
+    per_trial = 3 * 4 * networks * steps * size
+    return max(1, min(trials, int(memory_mb * 2**20 // per_trial)))
+
+
+def simulate_networks(
+    networks: LowRankBatch | LowRankWeights | Sequence[LowRankWeights],
+    inputs: np.ndarray,
+    *,
+    rng: np.random.Generator | int,
+    emit: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    memory_mb: float = 512.0,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """Run every network on the same trials in one batched simulation (float32, chunked over trials).
+
+    inputs: (trials, time, inputs). Every network gets its own private noise. emit maps the states after each
+    step, x (networks, chunk, size), to what is kept; the default is the readout z = tanh(x) @ w_out / size.
+    Returns (networks, trials, time, features) (features = outputs by default).
+    """
+    batch = _as_batch(networks)
+    inputs = check_array(inputs, "inputs", ndim=3)
+    if inputs.shape[-1] != batch.w_in.shape[-1]:
+        raise RnnscopeError(f"inputs: the networks take {batch.w_in.shape[-1]} inputs, got shape {inputs.shape}")
+    rng = as_generator(rng, name="rng")
+    generator = torch.Generator(device=device).manual_seed(int(rng.integers(2**63 - 1)))
+    as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
+    m, n, w_in, w_out, h0 = (as_tensor(a) for a in (batch.m, batch.n, batch.w_in, batch.w_out, batch.h0))
+    size = batch.size
+    n_scaled = n / size
+    m_t = m.transpose(-1, -2)
+
+    def recurrent(rates: torch.Tensor) -> torch.Tensor:  # rates (networks, chunk, size)
+        return (rates @ n_scaled) @ m_t
+
+    if emit is None:
+        w_out_scaled = w_out / size
+
+        def emit(x: torch.Tensor) -> torch.Tensor:
+            return torch.tanh(x) @ w_out_scaled
+
+    trials, steps = inputs.shape[:2]
+    chunk = _chunks(trials, batch.networks, steps, size, memory_mb)
+    pieces = []
+    with torch.no_grad():
+        for start in range(0, trials, chunk):
+            u = as_tensor(inputs[start : start + chunk])
+            drive = input_drive(u, w_in)  # (networks, chunk, time, size)
+            noise = None
+            if batch.noise_std > 0:
+                noise = draw_noise(tuple(drive.shape), generator=generator, device=device)
+            out = integrate(
+                drive, h0[:, None, :], recurrent, emit, alpha=batch.alpha, noise_std=batch.noise_std, noise=noise
+            )
+            pieces.append(out.cpu().numpy())
+            del drive, noise, out
+    return np.concatenate(pieces, axis=1).astype(np.float64)
+
+
+@dataclass(frozen=True, eq=False)
+class NetworkAccuracy:
+    """Accuracy of many networks on one batch of trials.
+
+    correct: (networks, trials) bool, the task's accuracy rule (sign of the mean output over the decision epoch
+    equals the sign of the mean target there); accuracy: (networks,).
+    """
+
+    correct: np.ndarray
+    accuracy: np.ndarray
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.accuracy))
+
+    def by_condition(self, conditions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Accuracy per value of a condition (trials,): (values (groups,), accuracy (networks, groups))."""
+        conditions = np.asarray(conditions)
+        if conditions.shape != (self.correct.shape[1],):
+            raise RnnscopeError(f"conditions: expected shape ({self.correct.shape[1]},), got {conditions.shape}")
+        values = np.unique(conditions)
+        return values, np.stack([self.correct[:, conditions == v].mean(axis=1) for v in values], axis=1)
+
+    def to_dict(self) -> dict:
+        return {"accuracy": self.accuracy.tolist(), "mean": self.mean}
+
+
+def evaluate_networks(
+    networks: LowRankBatch | LowRankWeights | Sequence[LowRankWeights],
+    trials: TrialBatch,
+    *,
+    rng: np.random.Generator | int,
+    memory_mb: float = 512.0,
+    device: str | torch.device = "cpu",
+) -> NetworkAccuracy:
+    """Accuracy of every network on ``trials`` (one batched simulation)."""
+    outputs = simulate_networks(networks, trials.inputs, rng=rng, memory_mb=memory_mb, device=device)
+    correct = np.stack([correct_trials(o, trials) for o in outputs])
+    return NetworkAccuracy(correct=correct, accuracy=correct.mean(axis=1))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Resampling and the minimal number of populations
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Resampling:
+    """Networks resampled from a population model and their accuracy.
+
+    accuracy: (networks,); trained_accuracy: the original network on the same trials (NaN if not evaluated);
+    populations: P of the model; size: neurons of each resampled network; zero_mean: whether means were dropped.
+    """
+
+    accuracy: np.ndarray
+    trained_accuracy: float
+    populations: int
+    size: int
+    zero_mean: bool
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.accuracy))
+
+    def to_dict(self) -> dict:
+        return {
+            "populations": self.populations,
+            "size": self.size,
+            "zero_mean": self.zero_mean,
+            "accuracy": self.accuracy.tolist(),
+            "mean": self.mean,
+            "trained_accuracy": None if math.isnan(self.trained_accuracy) else float(self.trained_accuracy),
+        }
+
+
+def resample(
+    model: PopulationModel,
+    trials: TrialBatch,
+    *,
+    rng: np.random.Generator | int,
+    networks: int = 20,
+    size: int = 512,
+    zero_mean: bool = False,
+    trained: LowRankWeights | None = None,
+    memory_mb: float = 512.0,
+    device: str | torch.device = "cpu",
+) -> Resampling:
+    """Draw ``networks`` networks of ``size`` neurons from ``model`` and evaluate them on ``trials`` in one batched
+    simulation (with ``trained`` evaluated in a separate run on the same trials, if given)."""
+    rng = as_generator(rng, name="rng")
+    batch = model.sample_many(networks, size, rng=rng, zero_mean=zero_mean)
+    result = evaluate_networks(batch, trials, rng=rng, memory_mb=memory_mb, device=device)
+    trained_accuracy = math.nan
+    if trained is not None:
+        trained_accuracy = evaluate_networks(trained, trials, rng=rng, memory_mb=memory_mb, device=device).mean
+    return Resampling(
+        accuracy=result.accuracy, trained_accuracy=trained_accuracy, populations=model.populations,
+        size=batch.size, zero_mean=zero_mean,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class MinimalPopulations:
+    """The smallest number of populations whose resampled networks match the trained network.
+
+    accuracy: (max_populations, networks) accuracy of each resampled network, row p for P = p + 1 (rows after
+    the first success are NaN when the search stopped early); trained_accuracy: the trained network's accuracy;
+    tolerance: success means mean accuracy >= trained_accuracy - tolerance; populations: the minimal P, or None
+    when no P up to max_populations succeeds; fit: the mixture fits the models came from.
+    """
+
+    accuracy: np.ndarray
+    trained_accuracy: float
+    tolerance: float
+    populations: int | None
+    zero_mean: bool
+    size: int
+    fit: PopulationFit
+
+    @property
+    def mean_accuracy(self) -> np.ndarray:
+        """(max_populations,) mean accuracy per P (NaN where not evaluated)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(self.accuracy, axis=1)
+
+    def to_dict(self) -> dict:
+        return {
+            "populations": self.populations,
+            "trained_accuracy": float(self.trained_accuracy),
+            "tolerance": float(self.tolerance),
+            "zero_mean": self.zero_mean,
+            "size": self.size,
+            "mean_accuracy": [None if math.isnan(a) else float(a) for a in self.mean_accuracy],
+            "accuracy": [[None if math.isnan(a) else float(a) for a in row] for row in self.accuracy],
+            "bic": [float(b) for b in self.fit.bic],
+        }
+
+
+def minimal_populations(
+    weights: LowRankWeights,
+    trials: TrialBatch,
+    *,
+    rng: np.random.Generator | int,
+    max_populations: int = 3,
+    networks: int = 10,
+    size: int | None = None,
+    tolerance: float = 0.05,
+    zero_mean: bool = False,
+    method: str = "bayes",
+    restarts: int = 5,
+    stop_early: bool = True,
+    memory_mb: float = 512.0,
+    device: str | torch.device = "cpu",
+) -> MinimalPopulations:
+    """Smallest P in 1..max_populations whose resampled networks reach the trained accuracy within ``tolerance``.
+
+    For each P the population model is built from the network's own neurons, labelled by the mixture fit
+    (empirical fractions, means and covariances, as the paper). By default each population keeps its mean
+    (``zero_mean=False``): the mixture then reproduces the whole cloud's covariance (within plus between
+    populations), so splitting a unimodal cloud in two cannot lose a covariance that the single Gaussian keeps
+    (with zero means, the dropped between-population term can flip the sign of an overlap such as the readout's
+    and give accuracy near 0). P = 1 uses one Gaussian of all neurons.
+    """
+    rng = as_generator(rng, name="rng")
+    max_populations = check_int(max_populations, "max_populations", minimum=1)
+    tolerance = check_probability(tolerance, "tolerance")
+    size = weights.size if size is None else check_int(size, "size", minimum=1)
+    fit = fit_populations(
+        loadings(weights), rng=rng, max_populations=max_populations, restarts=restarts, method=method
+    )
+    trained_accuracy = evaluate_networks(weights, trials, rng=rng, memory_mb=memory_mb, device=device).mean
+    accuracy = np.full((max_populations, networks), np.nan)
+    found = None
+    for count in range(1, max_populations + 1):
+        labels = fit.populations(count)
+        labels = _relabel(labels)
+        model = PopulationModel.from_weights(weights, labels if count > 1 else None)
+        result = resample(
+            model, trials, rng=rng, networks=networks, size=size, zero_mean=zero_mean,
+            memory_mb=memory_mb, device=device,
+        )
+        accuracy[count - 1] = result.accuracy
+        if found is None and result.mean >= trained_accuracy - tolerance:
+            found = count
+            if stop_early:
+                break
+    return MinimalPopulations(
+        accuracy=accuracy, trained_accuracy=trained_accuracy, tolerance=tolerance, populations=found,
+        zero_mean=zero_mean, size=size, fit=fit,
+    )
+
+
+def _relabel(labels: np.ndarray) -> np.ndarray:
+    """Labels renumbered 0..P'-1 over the populations actually present (a fit may leave components empty),
+    dropping nothing; populations of fewer than 2 neurons are merged into the largest."""
+    values, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    largest = int(np.argmax(counts))
+    inverse = np.where(counts[inverse] < 2, largest, inverse)
+    _, inverse = np.unique(inverse, return_inverse=True)
+    return inverse.astype(int)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Inactivation, gain and effective overlaps
+# ---------------------------------------------------------------------------------------------------------------
+def scale_population(
+    weights: LowRankWeights, populations: np.ndarray, population: int, *, gain: float = 0.0
+) -> LowRankWeights:
+    """A copy of ``weights`` where the neurons of ``population`` have their rates scaled by ``gain``.
+
+    Scales the rows of ``n`` and ``w_out`` (what the neurons send), and with ``gain = 0`` also zeroes ``m``
+    (silencing, as the paper: the neurons neither send nor receive the latent). populations: (size,) labels.
+    """
+    labels = _check_labels(populations, weights.size)
+    population = check_int(population, "population", minimum=0, maximum=int(labels.max()))
+    gain = check_nonnegative(gain, "gain")
+    factor = np.where(labels == population, gain, 1.0)[:, None]
+    m = weights.m * factor if gain == 0 else weights.m
+    return LowRankWeights(
+        m=m, n=weights.n * factor, w_in=weights.w_in, w_out=weights.w_out * factor, h0=weights.h0,
+        noise_std=weights.noise_std, alpha=weights.alpha,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class Inactivation:
+    """Accuracy per condition group of the intact network and with each population scaled by ``gain``.
+
+    groups: (groups,) values of the grouping condition; accuracy: (1 + populations, groups), row 0 the intact
+    network and row 1 + p the network with population p scaled; gain: 0 for silencing.
+    """
+
+    group_by: str
+    groups: np.ndarray
+    accuracy: np.ndarray
+    gain: float
+
+    @property
+    def populations(self) -> int:
+        return int(self.accuracy.shape[0] - 1)
+
+    def to_dict(self) -> dict:
+        groups = [g.item() if isinstance(g, np.generic) else g for g in self.groups]
+        return {
+            "group_by": self.group_by,
+            "gain": float(self.gain),
+            "groups": groups,
+            "intact": dict(zip(map(str, groups), self.accuracy[0].tolist())),
+            "scaled": [
+                {"population": p, "accuracy": dict(zip(map(str, groups), self.accuracy[1 + p].tolist()))}
+                for p in range(self.populations)
+            ],
+        }
+
+
+def inactivate(
+    weights: LowRankWeights,
+    populations: np.ndarray,
+    trials: TrialBatch,
+    *,
+    rng: np.random.Generator | int,
+    group_by: str = "context",
+    gain: float = 0.0,
+    memory_mb: float = 512.0,
+    device: str | torch.device = "cpu",
+) -> Inactivation:
+    """Scale (default: silence) each population in turn and report accuracy per value of ``trials.conditions[group_by]``.
+
+    The intact network and one network per population run in one batched simulation.
+    """
+    labels = _check_labels(populations, weights.size)
+    if group_by not in trials.conditions:
+        raise RnnscopeError(f"group_by: {group_by!r} is not a condition of the trials ({', '.join(trials.conditions)})")
+    variants = [weights] + [scale_population(weights, labels, p, gain=gain) for p in range(int(labels.max()) + 1)]
+    result = evaluate_networks(variants, trials, rng=rng, memory_mb=memory_mb, device=device)
+    groups, accuracy = result.by_condition(trials.conditions[group_by])
+    return Inactivation(group_by=group_by, groups=groups, accuracy=accuracy, gain=float(gain))
+
+
+@dataclass(frozen=True, eq=False)
+class EffectiveOverlaps:
+    """Overlaps between n and every loading column, weighted by each neuron's gain phi'(x) = 1 - tanh(x)^2.
+
+    values: (groups, populations, rank, columns), entry [g, p, r, c] = mean over neurons i of population p of
+    ``n[i, r] * loading[i, c] * <phi'(x_i)>_g``, with <.>_g the mean over the trials of group g and the steps of
+    ``epoch``; total: (groups, rank, columns), the same over all neurons (= fraction-weighted sum over
+    populations); gains: (groups, size) the mean phi'(x_i) per group.
+    """
+
+    groups: np.ndarray
+    columns: tuple[str, ...]
+    values: np.ndarray
+    total: np.ndarray
+    gains: np.ndarray
+    fractions: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {
+            "groups": [g.item() if isinstance(g, np.generic) else g for g in self.groups],
+            "columns": list(self.columns),
+            "values": self.values.tolist(),
+            "total": self.total.tolist(),
+            "fractions": self.fractions.tolist(),
+        }
+
+
+def effective_overlaps(
+    weights: LowRankWeights,
+    populations: np.ndarray | None,
+    trials: TrialBatch,
+    *,
+    rng: np.random.Generator | int,
+    group_by: str = "context",
+    epoch: str | np.ndarray = "stimulus",
+    memory_mb: float = 512.0,
+) -> EffectiveOverlaps:
+    """Effective overlaps per population and condition group (the gain-modulation mechanism of the paper).
+
+    epoch: a name in ``trials.epochs`` or a (trials, time) bool mask of the steps over which phi' is averaged.
+    """
+    points = loadings(weights)
+    labels = np.zeros(weights.size, dtype=int) if populations is None else _check_labels(populations, weights.size)
+    if group_by not in trials.conditions:
+        raise RnnscopeError(f"group_by: {group_by!r} is not a condition of the trials ({', '.join(trials.conditions)})")
+    if isinstance(epoch, str):
+        if epoch not in trials.epochs:
+            raise RnnscopeError(f"epoch: {epoch!r} is not an epoch of the trials ({', '.join(trials.epochs)})")
+        start, stop = trials.epochs[epoch]
+        steps = np.arange(trials.steps)
+        window = (steps >= np.asarray(start)[:, None]) & (steps < np.asarray(stop)[:, None])
+    else:
+        window = check_array(epoch, "epoch", shape=(trials.trials, trials.steps), dtype=bool)
+    slopes = simulate_networks(
+        weights, trials.inputs, rng=rng, emit=lambda x: 1.0 - torch.tanh(x) ** 2, memory_mb=memory_mb
+    )[0]  # (trials, time, size)
+    conditions = np.asarray(trials.conditions[group_by])
+    groups = np.unique(conditions)
+    gains = np.stack(
+        [slopes[(conditions == g)[:, None] & window].mean(axis=0) for g in groups]
+    )  # (groups, size)
+    n = weights.n
+    count = int(labels.max()) + 1
+    # products[i, r, c] = n[i, r] * loading[i, c]
+    products = n[:, :, None] * points.values[:, None, :]
+    weighted = gains[:, :, None, None] * products[None]  # (groups, size, rank, columns)
+    values = np.stack([weighted[:, labels == p].mean(axis=1) for p in range(count)], axis=1)
+    fractions = np.bincount(labels, minlength=count) / weights.size
+    return EffectiveOverlaps(
+        groups=groups, columns=points.columns, values=values, total=weighted.mean(axis=1), gains=gains,
+        fractions=fractions,
+    )

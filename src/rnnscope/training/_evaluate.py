@@ -1,0 +1,116 @@
+"""Run a network on trials and score it: outputs, accuracy, loss, accuracy per condition."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from rnnscope._validation import check_int
+from rnnscope.models import RateRNN, draw_noise, model_from_weights
+from rnnscope.models._weights import FullRankWeights, LowRankWeights
+from rnnscope.tasks import Task, TrialBatch, correct_trials, masked_mse
+
+__all__ = ["Evaluation", "evaluate", "simulate", "torch_generator"]
+
+
+def torch_generator(rng: np.random.Generator) -> torch.Generator:
+    """A torch generator seeded from ``rng`` (the one bridge between the two)."""
+    return torch.Generator().manual_seed(int(rng.integers(0, 2**63 - 1)))
+
+
+def _as_model(model: RateRNN | LowRankWeights | FullRankWeights) -> RateRNN:
+    return model if isinstance(model, RateRNN) else model_from_weights(model)
+
+
+@torch.no_grad()
+def simulate(
+    model: RateRNN | LowRankWeights | FullRankWeights,
+    batch: TrialBatch,
+    *,
+    rng: np.random.Generator | None,
+    chunk: int = 256,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``model`` on ``batch``. rng None means noise-free dynamics.
+
+    Returns outputs (trials, time, outputs) and states x (trials, time, size), float32.
+    """
+    net = _as_model(model)
+    generator = torch_generator(rng) if rng is not None else None
+    outputs, states = [], []
+    for start in range(0, batch.trials, chunk):
+        inputs = torch.from_numpy(batch.inputs[start : start + chunk])
+        noise = None
+        if generator is not None and net.config.noise_std > 0:
+            noise = draw_noise((inputs.shape[0], inputs.shape[1], net.size), generator=generator)
+        x = net.trajectories(inputs, noise=noise)
+        states.append(x.numpy())
+        outputs.append(net.readout(x).numpy())
+    return np.concatenate(outputs), np.concatenate(states)
+
+
+@torch.no_grad()
+def _outputs(net: RateRNN, batch: TrialBatch, generator: torch.Generator | None, chunk: int) -> np.ndarray:
+    outputs = []
+    for start in range(0, batch.trials, chunk):
+        inputs = torch.from_numpy(batch.inputs[start : start + chunk])
+        noise = None
+        if generator is not None and net.config.noise_std > 0:
+            noise = draw_noise((inputs.shape[0], inputs.shape[1], net.size), generator=generator)
+        outputs.append(net(inputs, noise=noise).numpy())
+    return np.concatenate(outputs)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """accuracy and loss over ``trials`` fresh trials; per_condition: {condition: {value: accuracy}};
+    correct: (trials,) bool per trial; conditions: {name: (trials,)}."""
+
+    accuracy: float
+    loss: float
+    trials: int
+    per_condition: dict[str, dict[str, float]]
+    correct: np.ndarray = field(repr=False)
+    conditions: dict[str, np.ndarray] = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"accuracy": self.accuracy, "loss": self.loss, "trials": self.trials, "per_condition": self.per_condition}
+
+
+def _per_condition(correct: np.ndarray, conditions: dict[str, np.ndarray], max_values: int = 50) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for name, values in conditions.items():
+        unique = np.unique(values)
+        if len(unique) > max_values:
+            continue
+        out[name] = {f"{v:g}" if isinstance(v, (float, np.floating)) else str(v): float(correct[values == v].mean()) for v in unique}
+    return out
+
+
+def evaluate(
+    model: RateRNN | LowRankWeights | FullRankWeights,
+    task: Task,
+    *,
+    trials: int = 1000,
+    rng: np.random.Generator,
+    noise: bool = True,
+    chunk: int = 256,
+) -> Evaluation:
+    """Accuracy and loss on ``trials`` fresh trials of ``task`` (with the network's private noise unless
+    ``noise=False``)."""
+    check_int(trials, "trials", minimum=1)
+    net = _as_model(model)
+    batch = task.sample(trials, rng=rng)
+    generator = torch_generator(rng) if noise else None
+    outputs = _outputs(net, batch, generator, chunk)
+    correct = correct_trials(outputs, batch)
+    return Evaluation(
+        accuracy=float(correct.mean()),
+        loss=masked_mse(outputs, batch),
+        trials=trials,
+        per_condition=_per_condition(correct, dict(batch.conditions)),
+        correct=correct,
+        conditions=dict(batch.conditions),
+    )
