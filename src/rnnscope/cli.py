@@ -159,10 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
-
-
 def entry() -> None:
     """Console-script wrapper."""
     sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entry()

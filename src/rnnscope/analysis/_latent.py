@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
+from numpy.polynomial.legendre import leggauss
+from scipy.special import ndtr
 
 from rnnscope._validation import check_array, check_int
 from rnnscope.errors import RnnscopeError
@@ -57,9 +59,55 @@ __all__ = [
     "latent_bounds",
 ]
 
-_QUADRATURE_POINTS = 61
-_NODES, _WEIGHTS = hermegauss(_QUADRATURE_POINTS)
+# Gaussian averages <f(a)>, a ~ N(mean, std^2), of f = tanh and its first three derivatives. Gauss-Hermite in
+# z = (a - mean) / std is exact to ~1e-9 for std <= 1 but converges slowly for wide Gaussians (tanh(std z) turns
+# into a step), so for std > 1 the average is taken in a-space instead: composite Gauss-Legendre on
+# [-16, 16] (where tanh varies; panels of width 1) plus the analytic tails (tanh = +-1 beyond, to 1e-13).
+# Both branches agree with adaptive quadrature to < 1e-6 (tests/test_latent.py checks it).
+_NODES, _WEIGHTS = hermegauss(81)
 _WEIGHTS = _WEIGHTS / np.sqrt(2.0 * np.pi)  # expectations over z ~ N(0, 1)
+_SWITCH_STD = 1.0
+_A_LIMIT = 16.0
+
+
+def _tanh_derivatives(t: np.ndarray, order: int) -> list[np.ndarray]:
+    """The first ``order + 1`` of tanh, tanh', tanh'', tanh''' at a, given t = tanh(a)."""
+    d1 = 1.0 - t**2
+    out = [t, d1]
+    if order >= 2:
+        out += [-2.0 * t * d1, d1 * (6.0 * t**2 - 2.0)]
+    return out
+
+
+def _legendre_grid() -> tuple[np.ndarray, np.ndarray]:
+    x, w = leggauss(8)
+    edges = np.linspace(-_A_LIMIT, _A_LIMIT, 33)
+    half = (edges[1] - edges[0]) / 2
+    nodes = ((edges[:-1] + edges[1:]) / 2)[:, None] + half * x[None]
+    return nodes.ravel(), np.tile(w * half, len(edges) - 1)
+
+
+_A_NODES, _A_WEIGHTS = _legendre_grid()
+_A_VALUES = np.stack(_tanh_derivatives(np.tanh(_A_NODES), 3)) * _A_WEIGHTS  # (4, nodes)
+
+
+def gaussian_tanh_averages(mean: np.ndarray, std: np.ndarray, order: int = 1) -> list[np.ndarray]:
+    """Gaussian averages of tanh and its derivatives, a ~ N(mean, std^2); mean, std: broadcastable arrays.
+
+    Returns [<tanh(a)>, <tanh'(a)>] for order 1, plus [<tanh''(a)>, <tanh'''(a)>] for order 3.
+    """
+    mean, std = np.broadcast_arrays(np.asarray(mean, dtype=float), np.asarray(std, dtype=float))
+    t = np.tanh(mean[..., None] + std[..., None] * _NODES)
+    averages = [f @ _WEIGHTS for f in _tanh_derivatives(t, order)]
+    wide = std > _SWITCH_STD
+    if np.any(wide):
+        mu, sd = mean[wide][:, None], std[wide][:, None]
+        density = np.exp(-0.5 * ((_A_NODES - mu) / sd) ** 2) / (np.sqrt(2.0 * np.pi) * sd)
+        values = density @ _A_VALUES[: len(averages)].T  # (wide, orders)
+        values[:, 0] += ndtr((mean[wide] - _A_LIMIT) / std[wide]) - ndtr((-_A_LIMIT - mean[wide]) / std[wide])
+        for i in range(len(averages)):
+            averages[i][wide] = values[:, i]
+    return averages
 
 
 def _check_weights(weights: object) -> LowRankWeights:
@@ -266,7 +314,7 @@ class _FiniteSystem:
         velocity = rates @ self.n_scaled - kappa
         gain = 1.0 - rates**2
         # sigma_eff[b] = N^T diag(gain_b) M / size, without forming any size x size matrix
-        sigma = np.einsum("bk,ki,kj->bij", gain, self.n_scaled, self.m, optimize=True)
+        sigma = np.matmul(self.n_scaled.T, gain[:, :, None] * self.m)  # (B, rank, rank)
         return velocity, sigma - np.eye(self.rank)
 
 
@@ -378,13 +426,7 @@ class _MeanFieldSystem:
         cov_na = np.einsum("pij,bj->bpi", self.C_nm, kappa) + self.C_nw_u  # (B, P, R)
         var_a = np.einsum("bpi,bi->bp", cov_ma, kappa) + kappa @ self.C_mw_u.T + self.var_w_u
         delta = np.sqrt(np.maximum(var_a, 0.0))
-        t = np.tanh(mean_a[..., None] + delta[..., None] * _NODES)  # (B, P, K)
-        d1 = 1.0 - t**2
-        averages = [t @ _WEIGHTS, d1 @ _WEIGHTS]
-        if order >= 2:
-            averages.append((-2.0 * t * d1) @ _WEIGHTS)
-            averages.append((d1 * (6.0 * t**2 - 2.0)) @ _WEIGHTS)
-        return cov_ma, cov_na, averages
+        return cov_ma, cov_na, gaussian_tanh_averages(mean_a, delta, order)
 
     def velocity(self, kappa: np.ndarray) -> np.ndarray:
         _, cov_na, (e0, e1) = self._moments(kappa, 1)
@@ -392,7 +434,7 @@ class _MeanFieldSystem:
         return np.einsum("p,bpr->br", self.fractions, drive) - kappa
 
     def velocity_and_jacobian(self, kappa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        cov_ma, cov_na, (e0, e1, e2, e3) = self._moments(kappa, 2)
+        cov_ma, cov_na, (e0, e1, e2, e3) = self._moments(kappa, 3)
         drive = self.mu_n[None] * e0[..., None] + cov_na * e1[..., None]
         velocity = np.einsum("p,bpr->br", self.fractions, drive) - kappa
         # d<phi>/dkappa_j = <phi'> mu_m_j + <phi''> Cov(m_j, a);  d<phi'>/dkappa_j = <phi''> mu_m_j + <phi'''> Cov(m_j, a)

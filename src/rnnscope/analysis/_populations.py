@@ -566,12 +566,16 @@ def simulate_networks(
     *,
     rng: np.random.Generator | int,
     emit: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    shared_noise: bool = True,
     memory_mb: float = 512.0,
     device: str | torch.device = "cpu",
 ) -> np.ndarray:
     """Run every network on the same trials in one batched simulation (float32, chunked over trials).
 
-    inputs: (trials, time, inputs). Every network gets its own private noise. emit maps the states after each
+    inputs: (trials, time, inputs). Each neuron gets private noise; with ``shared_noise`` (default) neuron i of
+    every network receives the same noise sequence on a given trial (common random numbers: each network's noise
+    is still a valid independent draw for that network, comparisons between networks get less variance, and the
+    simulation draws ``networks`` times fewer normals); otherwise every network draws its own. emit maps the states after each
     step, x (networks, chunk, size), to what is kept; the default is the readout z = tanh(x) @ w_out / size.
     Returns (networks, trials, time, features) (features = outputs by default).
     """
@@ -594,7 +598,8 @@ def simulate_networks(
         w_out_scaled = w_out / size
 
         def emit(x: torch.Tensor) -> torch.Tensor:
-            return torch.tanh(x) @ w_out_scaled
+            # tanh(x) = 2 sigmoid(2x) - 1, several times faster than torch.tanh on CPU
+            return (2.0 * torch.sigmoid(2.0 * x) - 1.0) @ w_out_scaled
 
     trials, steps = inputs.shape[:2]
     chunk = _chunks(trials, batch.networks, steps, size, memory_mb)
@@ -604,7 +609,9 @@ def simulate_networks(
             u = as_tensor(inputs[start : start + chunk])
             drive = input_drive(u, w_in)  # (networks, chunk, time, size)
             noise = None
-            if batch.noise_std > 0:
+            if batch.noise_std > 0 and shared_noise:
+                noise = draw_noise(tuple(drive.shape[1:]), generator=generator, device=device).expand(drive.shape)
+            elif batch.noise_std > 0:
                 noise = draw_noise(tuple(drive.shape), generator=generator, device=device)
             out = integrate(
                 drive, h0[:, None, :], recurrent, emit, alpha=batch.alpha, noise_std=batch.noise_std, noise=noise

@@ -118,11 +118,10 @@ def _resolve_backend(config: TrainingConfig, model: RateRNN) -> str:
         return config.backend
     if config.device != "cpu":
         return "torch"
-    try:
-        from rnnscope.models import _fast  # noqa: F401
-    except ImportError:
-        return "torch"
-    return "fast" if _fast.supports(model) else "torch"
+    from rnnscope.models import _fast
+
+    supports = getattr(_fast, "supports", None)
+    return "fast" if supports is not None and supports(model) else "torch"
 
 
 def _loss_function(backend: str) -> Callable[..., torch.Tensor]:
