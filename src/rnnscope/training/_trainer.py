@@ -206,7 +206,8 @@ def train(
     model: a ModelConfig (a fresh network initialised from ``seed``) or a network to start from (not modified:
     a copy is trained). With ``out``, the run directory gets ``config.json`` at once, a checkpoint every epoch,
     ``metrics.jsonl`` and finally ``weights.safetensors``; ``resume=True`` continues an interrupted run to the
-    same result as an uninterrupted one. Every random draw derives from ``seed``.
+    same result as an uninterrupted one (and starts one if ``out`` holds none, so a command can simply be rerun).
+    Every random draw derives from ``seed``.
     """
     check_int(seed, "seed", minimum=0)
     if isinstance(model, ModelConfig):
@@ -248,8 +249,6 @@ def train(
                 best_epoch, best_loss = state["best_epoch"], state["best_loss"]
                 if state.get("stopped_early"):
                     start_epoch = config.epochs
-        elif resume:
-            raise RnnscopeError(f"{out_path}: nothing to resume (no {io.CONFIG_NAME})")
         io.write_config(out_path, run_config)
 
     data_rng = np.random.default_rng([seed, 1])
