@@ -140,6 +140,105 @@ def import_reference_command(file, task, task_options, noise_std, out, as_json) 
     _emit(info, as_json, lambda d: f"imported {d['kind']} network (size {d['size']}, rank {d['rank']}) -> {d['path']}")
 
 
+def _low_rank(run_dir: str):
+    from rnnscope import io
+    from rnnscope.models import LowRankWeights
+
+    run = io.load_run(run_dir)
+    weights = run.model.weights()
+    if not isinstance(weights, LowRankWeights):
+        raise RnnscopeError(f"{run_dir}: a full-rank network; latent analysis needs a low-rank one")
+    return run, weights
+
+
+def _constant_inputs(pairs: tuple[str, ...], inputs: int):
+    """``("0=0.5", ...)`` -> a dense (inputs,) array."""
+    import numpy as np
+
+    values = np.zeros(inputs)
+    for pair in pairs:
+        index, sep, value = pair.partition("=")
+        try:
+            i, v = int(index), float(value)
+        except ValueError:
+            raise RnnscopeError(f"--input: expected INDEX=VALUE, got {pair!r}") from None
+        if not sep or not 0 <= i < inputs:
+            raise RnnscopeError(f"--input: index must be in 0..{inputs - 1}, got {pair!r}")
+        values[i] = v
+    return values
+
+
+input_option = click.option("--input", "input_pairs", multiple=True, metavar="INDEX=VALUE",
+                            help="A constant input on channel INDEX (repeatable); others are 0.")
+
+
+@cli.command("analyze")
+@click.argument("run")
+@click.option("--trials", type=int, default=200, show_default=True, help="Trials simulated for epoch statistics.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@json_option
+def analyze_command(run, trials, seed, as_json) -> None:
+    """Overlaps, effective overlaps per task epoch, fixed points and variance explained by span(M, W_in)."""
+    from rnnscope.analysis import analyze_on_task
+
+    loaded, weights = _low_rank(run)
+    result = analyze_on_task(weights, loaded.task, trials=trials, rng=seed).to_dict()
+
+    def text(d):
+        lines = [f"rank {d['rank']}, size {d['size']}", f"overlaps n.m/N: {d['overlaps']}",
+                 f"input overlaps n.w_in/N: {d['input_overlaps']}",
+                 f"variance explained by span(M, W_in): {d['variance_explained']:.3f}",
+                 "fixed points without input:"]
+        lines += [f"  {p['class']:8s} kappa = {[round(k, 4) for k in p['kappa']]}" for p in d["fixed_points"]]
+        lines += [f"effective overlaps, {name}: {eff['overlaps']}" for name, eff in d["effective_overlaps"].items()]
+        return "\n".join(lines)
+
+    _emit(result, as_json, text)
+
+
+@cli.command("fixed-points")
+@click.argument("run")
+@input_option
+@click.option("--mean-field", is_flag=True, help="Use the infinite-size (mean-field) dynamics.")
+@click.option("--starts", type=int, default=100, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@json_option
+def fixed_points_command(run, input_pairs, mean_field, starts, seed, as_json) -> None:
+    """Fixed points of the latent dynamics with their stability, and ring / limit-cycle flags."""
+    from rnnscope.analysis import find_fixed_points
+
+    _, weights = _low_rank(run)
+    result = find_fixed_points(weights, inputs=_constant_inputs(input_pairs, weights.inputs), mean_field=mean_field,
+                               starts=starts, rng=seed).to_dict()
+
+    def text(d):
+        lines = [f"{p['class']:8s} kappa = {[round(k, 4) for k in p['kappa']]}" for p in d["fixed_points"]]
+        return "\n".join(lines + [f"ring attractor: {d['ring']}", f"limit cycle: {d['limit_cycle']}"])
+
+    _emit(result, as_json, text)
+
+
+@cli.command("flow")
+@click.argument("run")
+@input_option
+@click.option("--mean-field", is_flag=True, help="Use the infinite-size (mean-field) dynamics.")
+@click.option("--resolution", type=int, default=50, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", required=True, help="Figure file (.png, .svg or .pdf).")
+def flow_command(run, input_pairs, mean_field, resolution, seed, out) -> None:
+    """Draw the latent flow field with its fixed points."""
+    from rnnscope import io
+    from rnnscope.analysis import find_fixed_points, flow_field
+    from rnnscope.plots import plot_flow_field
+
+    _, weights = _low_rank(run)
+    inputs = _constant_inputs(input_pairs, weights.inputs)
+    points = find_fixed_points(weights, inputs=inputs, mean_field=mean_field, rng=seed)
+    field = flow_field(weights, inputs=inputs, mean_field=mean_field, resolution=resolution)
+    io.save_figure(plot_flow_field(field, points), out)
+    click.echo(f"flow field -> {out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every bad input ends with one line on stderr and exit code 2."""
     try:

@@ -1,1 +1,67 @@
-"""analysis"""
+"""Reverse-engineering: latent variables and overlaps, reduced and mean-field dynamics, fixed points."""
+
+from rnnscope.analysis._fixedpoints import (
+    FixedPointResult,
+    FixedPoints,
+    OriginStability,
+    Potential,
+    SlowDirections,
+    classify,
+    find_fixed_points,
+    origin_stability,
+    potential,
+    slow_directions,
+)
+from rnnscope.analysis._latent import (
+    EffectiveOverlaps,
+    FlowField,
+    LatentProjection,
+    LoadingStatistics,
+    effective_overlaps,
+    flow_field,
+    input_overlaps,
+    latent_bounds,
+    latent_projection,
+    loading_statistics,
+    mean_field_flow,
+    mean_field_jacobian,
+    overlaps,
+    readout_overlaps,
+    reduced_flow,
+    reduced_jacobian,
+)
+from rnnscope.analysis._run import TaskAnalysis, analyze_on_task
+from rnnscope.analysis._summary import LatentSummary, analyze
+
+__all__ = [
+    "overlaps",
+    "input_overlaps",
+    "readout_overlaps",
+    "EffectiveOverlaps",
+    "effective_overlaps",
+    "LatentProjection",
+    "latent_projection",
+    "reduced_flow",
+    "reduced_jacobian",
+    "LoadingStatistics",
+    "loading_statistics",
+    "mean_field_flow",
+    "mean_field_jacobian",
+    "FlowField",
+    "flow_field",
+    "latent_bounds",
+    "FixedPoints",
+    "FixedPointResult",
+    "find_fixed_points",
+    "classify",
+    "OriginStability",
+    "origin_stability",
+    "SlowDirections",
+    "slow_directions",
+    "Potential",
+    "potential",
+    "LatentSummary",
+    "analyze",
+    "TaskAnalysis",
+    "analyze_on_task",
+]

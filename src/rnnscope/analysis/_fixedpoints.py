@@ -23,7 +23,6 @@ from rnnscope.analysis._latent import (
     _check_inputs,
     _check_weights,
     _system,
-    effective_overlaps,
 )
 from rnnscope.errors import ConvergenceWarning, RnnscopeError
 from rnnscope.models import LowRankWeights
@@ -222,7 +221,6 @@ def _points(system, kappa: np.ndarray, converged: np.ndarray, marginal_tol: floa
     velocity, jacobians = system.velocity_and_jacobian(kappa)
     eigenvalues = _sorted_eigenvalues(jacobians)
     stability = classify(eigenvalues, marginal_tol)
-    stability = np.where(converged, stability, stability)
     return FixedPoints(
         kappa, 0.5 * np.sum(velocity**2, axis=1), jacobians, eigenvalues, stability, np.asarray(converged, bool)
     )
@@ -253,9 +251,7 @@ def _simulate(system, kappa: np.ndarray, duration: float, dt: float, record_ever
     return np.stack(kept) if kept else np.zeros((0,) + kappa.shape)
 
 
-def _periodic_orbit(
-    trajectory: np.ndarray, dt: float, scale: float
-) -> tuple[bool, np.ndarray, float]:
+def _periodic_orbit(trajectory: np.ndarray, dt: float, scale: float) -> tuple[bool, np.ndarray, float]:
     """Whether each trajectory (steps, B, rank) has settled on a periodic orbit; returns the first found."""
     steps = trajectory.shape[0]
     for b in range(trajectory.shape[1]):
@@ -394,7 +390,9 @@ def find_fixed_points(
             stacklevel=2,
         )
     found = kappa[converged]
-    order = np.lexsort(tuple(found[:, r] for r in range(weights.rank - 1, -1, -1)) + (np.round(np.linalg.norm(found, axis=1), 8),))
+    order = np.lexsort(
+        tuple(found[:, r] for r in range(weights.rank - 1, -1, -1)) + (np.round(np.linalg.norm(found, axis=1), 8),)
+    )
     found = found[order]
     keep = _unique(found, 1e-5 * max(scale, 1.0))
     unique = _points(system, found[keep], np.ones(len(keep), bool), marginal_tol)
@@ -415,8 +413,17 @@ def find_fixed_points(
             limit_cycle, orbit, period = _periodic_orbit(window, dt, scale)
     for array in (initial, u, orbit):
         array.setflags(write=False)
-    return FixedPointResult(unique, initial, endpoints, u, bool(mean_field), bool(ring and not limit_cycle),
-                            bool(limit_cycle), orbit, period)
+    return FixedPointResult(
+        unique,
+        initial,
+        endpoints,
+        u,
+        bool(mean_field),
+        bool(ring and not limit_cycle),
+        bool(limit_cycle),
+        orbit,
+        period,
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -445,8 +452,12 @@ class OriginStability:
 
 
 def origin_stability(
-    weights: LowRankWeights, *, inputs: np.ndarray | None = None, mean_field: bool = False,
-    populations: np.ndarray | None = None, statistics: LoadingStatistics | None = None,
+    weights: LowRankWeights,
+    *,
+    inputs: np.ndarray | None = None,
+    mean_field: bool = False,
+    populations: np.ndarray | None = None,
+    statistics: LoadingStatistics | None = None,
 ) -> OriginStability:
     """Linear stability of kappa = 0 at the constant input ``inputs`` (inputs,), from the effective overlaps."""
     weights = _check_weights(weights)
@@ -505,8 +516,12 @@ class Potential:
     mean_field: bool
 
     def to_dict(self) -> dict:
-        return {"kappa": self.kappa.tolist(), "value": self.value.tolist(), "inputs": self.inputs.tolist(),
-                "mean_field": bool(self.mean_field)}
+        return {
+            "kappa": self.kappa.tolist(),
+            "value": self.value.tolist(),
+            "inputs": self.inputs.tolist(),
+            "mean_field": bool(self.mean_field),
+        }
 
 
 def _log_cosh(x: np.ndarray) -> np.ndarray:
@@ -515,8 +530,13 @@ def _log_cosh(x: np.ndarray) -> np.ndarray:
 
 
 def potential(
-    weights: LowRankWeights, *, inputs: np.ndarray | None = None, mean_field: bool = False,
-    resolution: int = 401, bound: float | None = None, statistics: LoadingStatistics | None = None,
+    weights: LowRankWeights,
+    *,
+    inputs: np.ndarray | None = None,
+    mean_field: bool = False,
+    resolution: int = 401,
+    bound: float | None = None,
+    statistics: LoadingStatistics | None = None,
 ) -> Potential:
     """Potential of a rank-1 network on ``resolution`` points of ``[-bound, bound]`` (default 1.25 x the box).
 

@@ -407,7 +407,7 @@ class _MeanFieldSystem:
     """The mean-field flow at a constant input: kappa (B, rank) -> (B, rank), see the module docstring."""
 
     def __init__(self, statistics: LoadingStatistics, inputs: np.ndarray) -> None:
-        R, I = statistics.rank, statistics.inputs
+        R, inputs_count = statistics.rank, statistics.inputs
         mu, C = statistics.means, statistics.covariances
         self.rank = R
         self.fractions = statistics.fractions
@@ -416,7 +416,9 @@ class _MeanFieldSystem:
         self.C_mm, self.C_nm = C[:, :R, :R], C[:, R : 2 * R, :R]  # (P, R, R)
         self.C_mw_u = C[:, :R, 2 * R :] @ inputs  # (P, R): Cov(m, w . u)
         self.C_nw_u = C[:, R : 2 * R, 2 * R :] @ inputs  # (P, R): Cov(n, w . u)
-        self.var_w_u = np.einsum("i,pij,j->p", inputs, C[:, 2 * R :, 2 * R :], inputs) if I else np.zeros(len(mu))
+        self.var_w_u = (
+            np.einsum("i,pij,j->p", inputs, C[:, 2 * R :, 2 * R :], inputs) if inputs_count else np.zeros(len(mu))
+        )
         second_n = np.einsum("pii->pi", C[:, R : 2 * R, R : 2 * R]) + self.mu_n**2
         self.bound = np.sqrt(self.fractions @ second_n)  # E|n_r| <= sqrt(E n_r^2)
 
@@ -513,7 +515,9 @@ def mean_field_jacobian(
     return _apply(lambda k: system.velocity_and_jacobian(k)[1], kappa, R, (R, R))
 
 
-def latent_bounds(weights: LowRankWeights, *, mean_field: bool = False, populations: np.ndarray | None = None) -> np.ndarray:
+def latent_bounds(
+    weights: LowRankWeights, *, mean_field: bool = False, populations: np.ndarray | None = None
+) -> np.ndarray:
     """(rank,) half-widths of a box that holds every fixed point and attractor: ``mean |n_r|`` (finite size,
     since |tanh| <= 1) or ``sqrt(<n_r^2>)`` (mean field)."""
     return _system(weights, None, mean_field, populations).bound

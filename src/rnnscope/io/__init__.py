@@ -1,6 +1,6 @@
 """Files: run directories, checkpoints, import of networks trained elsewhere. Only this package writes files."""
 
-from rnnscope.io._atomic import atomic_write, write_bytes, write_json, write_text
+from rnnscope.io._atomic import atomic_write, save_figure, write_bytes, write_json, write_text
 from rnnscope.io._reference import load_reference
 from rnnscope.io._rundir import (
     CHECKPOINT as CHECKPOINT_NAME,
@@ -40,6 +40,7 @@ __all__ = [
     "write_config",
     "write_metrics",
     "atomic_write",
+    "save_figure",
     "write_bytes",
     "write_json",
     "write_text",

@@ -1,0 +1,52 @@
+"""CLI contract of the latent analysis: analyze, fixed-points, flow."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rnnscope.cli import main
+
+
+@pytest.fixture(scope="module")
+def rdm_run(tmp_path_factory, reference_dir):
+    run = tmp_path_factory.mktemp("runs") / "rdm"
+    assert main(["import-reference", str(reference_dir / "rdm_lr_fig2.pt"), "--task", "rdm", "--out", str(run)]) == 0
+    return run
+
+
+def test_fixed_points_json(rdm_run, capsys) -> None:
+    capsys.readouterr()
+    assert main(["fixed-points", str(rdm_run), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == {"fixed_points", "ring", "limit_cycle"}
+    classes = sorted(p["class"] for p in result["fixed_points"])
+    assert classes == ["source", "stable", "stable"]  # rank 1: the unstable point near 0 (a saddle of the full network)
+    stable = [p["kappa"][0] for p in result["fixed_points"] if p["class"] == "stable"]
+    assert min(stable) < 0 < max(stable)
+    # a strong input removes the bistability
+    assert main(["fixed-points", str(rdm_run), "--input", "0=1.0", "--json"]) == 0
+    assert [p["class"] for p in json.loads(capsys.readouterr().out)["fixed_points"]] == ["stable"]
+
+
+def test_analyze_json(rdm_run, capsys) -> None:
+    capsys.readouterr()
+    assert main(["analyze", str(rdm_run), "--trials", "60", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["rank"] == 1 and result["overlaps"][0][0] > 1
+    assert set(result["effective_overlaps"]) == {"fixation", "stimulus", "delay", "decision"}
+    assert 0.9 < result["variance_explained"] <= 1.0
+    # the stimulus lowers the gain, so the effective overlap during it is below the plain overlap
+    assert result["effective_overlaps"]["stimulus"]["overlaps"][0][0] < result["overlaps"][0][0]
+
+
+def test_flow_figure(rdm_run, tmp_path, capsys) -> None:
+    out = tmp_path / "flow.png"
+    assert main(["flow", str(rdm_run), "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bad_input_index(rdm_run, capsys) -> None:
+    assert main(["fixed-points", str(rdm_run), "--input", "3=1"]) == 2
+    assert "--input" in capsys.readouterr().err
