@@ -42,6 +42,9 @@ class NeurogymTask:
             env = ngym.make(self.env_id, dt=self.dt, **dict(self.kwargs))
         except Exception as exc:  # neurogym raises assorted errors for a bad id
             raise RnnscopeError(f"env_id: neurogym cannot make {self.env_id!r} ({exc})") from None
+        env = env.unwrapped  # the TrialEnv itself: new_trial, ob and gt live there
+        if hasattr(env, "seed"):
+            env.seed(seed)  # neurogym draws trials from its own RandomState, which reset(seed=...) leaves alone
         env.reset(seed=seed)
         return env
 
