@@ -61,20 +61,9 @@ class RandomDots(TaskBase):
 
 
 @dataclass(frozen=True)
-class Multisensory(TaskBase):
-    """Multisensory decision making (Raposo et al. 2014 as in Dubreuil, Valente et al. 2022).
-
-    Inputs: visual, auditory, visual cue, auditory cue. Each trial is visual only (modality 0), auditory only (1)
-    or both (2), equally likely. Both sensory channels carry N(0, input_noise_std) noise at every step; a presented
-    channel gets ``stimulus_scale * coherence`` during the stimulus (the coherence's sign is the choice) and its cue
-    (``cue_amplitude``) from the end of fixation to the end of the stimulus. Target: the choice (+-1).
-    """
-
-    name: ClassVar[str] = "raposo"
-    description: ClassVar[str] = "multisensory decision making"
-    reference: ClassVar[str] = "Raposo et al. 2014; Dubreuil, Valente et al. 2022"
-    input_names: ClassVar[tuple[str, ...]] = ("visual", "auditory", "visual_cue", "auditory_cue")
-    conditions: ClassVar[tuple[str, ...]] = ("coherence", "modality")
+class _CuedDecision(TaskBase):
+    """Timing and amplitudes shared by the two cued decision tasks: fixation, cue alone, stimulus, delay,
+    decision; two noisy sensory streams and two cue channels."""
 
     dt: float = 20.0
     fixation_ms: float = 100.0
@@ -90,16 +79,40 @@ class Multisensory(TaskBase):
     def validate(self) -> None:
         _check_coherences(self.coherences)
 
+    def _timeline(self, trials: int) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], int]:
+        epochs = ("fixation", "cue", "stimulus", "delay", "decision")
+        return timeline({n: self.steps(getattr(self, f"{n}_ms")) for n in epochs}, trials)
+
+    def _streams(self, trials: int, steps: int, rng: np.random.Generator) -> np.ndarray:
+        """(trials, steps, 4) inputs with N(0, input_noise_std) on the two sensory channels, zero cues."""
+        inputs = np.zeros((trials, steps, 4))
+        inputs[..., :2] = self.input_noise_std * rng.standard_normal((trials, steps, 2))
+        return inputs
+
+
+@dataclass(frozen=True)
+class Multisensory(_CuedDecision):
+    """Multisensory decision making (Raposo et al. 2014 as in Dubreuil, Valente et al. 2022).
+
+    Inputs: visual, auditory, visual cue, auditory cue. Each trial is visual only (modality 0), auditory only (1)
+    or both (2), equally likely. Both sensory channels carry N(0, input_noise_std) noise at every step; a presented
+    channel gets ``stimulus_scale * coherence`` during the stimulus (the coherence's sign is the choice) and its cue
+    (``cue_amplitude``) from the end of fixation to the end of the stimulus. Target: the choice (+-1).
+    """
+
+    name: ClassVar[str] = "raposo"
+    description: ClassVar[str] = "multisensory decision making"
+    reference: ClassVar[str] = "Raposo et al. 2014; Dubreuil, Valente et al. 2022"
+    input_names: ClassVar[tuple[str, ...]] = ("visual", "auditory", "visual_cue", "auditory_cue")
+    conditions: ClassVar[tuple[str, ...]] = ("coherence", "modality")
+
     def sample(self, trials: int, *, rng: np.random.Generator, **conditions: Any) -> TrialBatch:
         self.check_conditions(conditions, self.conditions)
         coherence = self.draw("coherence", conditions.get("coherence"), self.coherences, trials, rng).astype(float)
         modality = self.draw("modality", conditions.get("modality"), np.arange(3), trials, rng).astype(np.int64)
         if np.any((modality < 0) | (modality > 2)):
             raise RnnscopeError("modality: must be 0 (visual), 1 (auditory) or 2 (both)")
-        epochs, steps = timeline(
-            {n: self.steps(getattr(self, f"{n}_ms")) for n in ("fixation", "cue", "stimulus", "delay", "decision")},
-            trials,
-        )
+        epochs, steps = self._timeline(trials)
         present = np.stack([modality != 1, modality != 0], axis=1).astype(float)  # (trials, 2): visual, auditory
         inputs = np.zeros((trials, steps, 4))
         inputs[..., :2] = self.input_noise_std * rng.standard_normal((trials, steps, 2))
@@ -113,7 +126,7 @@ class Multisensory(TaskBase):
 
 
 @dataclass(frozen=True)
-class ContextDependent(TaskBase):
+class ContextDependent(_CuedDecision):
     """Context-dependent decision making (Mante et al. 2013 as in Dubreuil, Valente et al. 2022).
 
     Inputs: colour stream, motion stream, colour cue, motion cue (the reference networks' order: stream A, stream B,
@@ -129,20 +142,6 @@ class ContextDependent(TaskBase):
     input_names: ClassVar[tuple[str, ...]] = ("colour", "motion", "colour_cue", "motion_cue")
     conditions: ClassVar[tuple[str, ...]] = ("colour_coherence", "motion_coherence", "context")
 
-    dt: float = 20.0
-    fixation_ms: float = 100.0
-    cue_ms: float = 350.0
-    stimulus_ms: float = 800.0
-    delay_ms: float = 100.0
-    decision_ms: float = 20.0
-    coherences: tuple[float, ...] = (-4.0, -2.0, -1.0, 1.0, 2.0, 4.0)
-    stimulus_scale: float = 0.1
-    cue_amplitude: float = 0.1
-    input_noise_std: float = 0.1
-
-    def validate(self) -> None:
-        _check_coherences(self.coherences)
-
     def sample(self, trials: int, *, rng: np.random.Generator, **conditions: Any) -> TrialBatch:
         self.check_conditions(conditions, self.conditions)
         colour = self.draw("colour_coherence", conditions.get("colour_coherence"), self.coherences, trials, rng)
@@ -151,12 +150,8 @@ class ContextDependent(TaskBase):
         if np.any((context < 0) | (context > 1)):
             raise RnnscopeError("context: must be 0 (colour) or 1 (motion)")
         coherence = np.stack([colour, motion], axis=1).astype(float)  # (trials, 2)
-        epochs, steps = timeline(
-            {n: self.steps(getattr(self, f"{n}_ms")) for n in ("fixation", "cue", "stimulus", "delay", "decision")},
-            trials,
-        )
-        inputs = np.zeros((trials, steps, 4))
-        inputs[..., :2] = self.input_noise_std * rng.standard_normal((trials, steps, 2))
+        epochs, steps = self._timeline(trials)
+        inputs = self._streams(trials, steps, rng)
         inputs[..., :2] += epoch_mask(*epochs["stimulus"], steps)[..., None] * (self.stimulus_scale * coherence)[:, None]
         cued = np.eye(2)[context]  # (trials, 2)
         inputs[..., 2:] = epoch_mask(epochs["cue"][0], epochs["delay"][1], steps)[..., None] * (self.cue_amplitude * cued)[:, None]
