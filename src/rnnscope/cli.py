@@ -140,6 +140,12 @@ def import_reference_command(file, task, task_options, noise_std, out, as_json) 
     _emit(info, as_json, lambda d: f"imported {d['kind']} network (size {d['size']}, rank {d['rank']}) -> {d['path']}")
 
 
+def _rng(seed: int):
+    from rnnscope._validation import as_generator
+
+    return as_generator(seed)
+
+
 def _low_rank(run_dir: str):
     from rnnscope import io
     from rnnscope.models import LowRankWeights
@@ -237,6 +243,189 @@ def flow_command(run, input_pairs, mean_field, resolution, seed, out) -> None:
     field = flow_field(weights, inputs=inputs, mean_field=mean_field, resolution=resolution)
     io.save_figure(plot_flow_field(field, points), out)
     click.echo(f"flow field -> {out}")
+
+
+@cli.command("populations")
+@click.argument("run")
+@click.option("--max-populations", type=int, default=5, show_default=True)
+@click.option("--method", type=click.Choice(["em", "bayes"]), default="em", show_default=True,
+              help="Maximum likelihood (em) or variational Bayesian mixtures.")
+@click.option("--restarts", type=int, default=10, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@json_option
+def populations_command(run, max_populations, method, restarts, seed, as_json) -> None:
+    """Gaussian-mixture fits of the loadings for P = 1..max: BIC, chosen P, sizes, means, covariances, stability."""
+    from rnnscope.analysis import fit_populations, loadings
+
+    _, weights = _low_rank(run)
+    fit = fit_populations(loadings(weights), rng=seed, max_populations=max_populations, restarts=restarts, method=method)
+    _emit(fit.to_dict(), as_json, lambda d: "\n".join(
+        [f"chosen P = {d['chosen']} (lowest BIC)"]
+        + [f"  P={f['populations']}: BIC {f['bic']:.1f}, sizes {f['sizes']}, stability {f['stability']:.2f}" for f in d["fits"]]))
+
+
+@cli.command("resample")
+@click.argument("run")
+@click.option("--populations", type=int, required=True, help="1: one Gaussian; P: the network's P populations.")
+@click.option("--networks", type=int, default=20, show_default=True)
+@click.option("--size", type=int, default=None, help="Neurons of each resampled network (default: the run's).")
+@click.option("--trials", type=int, default=500, show_default=True)
+@click.option("--zero-mean", is_flag=True, help="Force each population's mean to zero (the paper's convention).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@json_option
+def resample_command(run, populations, networks, size, trials, zero_mean, seed, as_json) -> None:
+    """Accuracy of networks resampled from the loading statistics, in one batched simulation."""
+    from rnnscope.analysis import resample_network
+
+    loaded, weights = _low_rank(run)
+    result = resample_network(weights, loaded.task, populations=populations, rng=seed, networks=networks, size=size,
+                              trials=trials, zero_mean=zero_mean)
+    _emit(result.to_dict(), as_json, lambda d: (
+        f"{d['populations']} population(s), N = {d['size']}: mean accuracy {d['mean']:.3f} over {len(d['accuracy'])} "
+        f"networks (trained network: {d['trained_accuracy']:.3f})"))
+
+
+@cli.command("minimal-populations")
+@click.argument("run")
+@click.option("--max-populations", type=int, default=3, show_default=True)
+@click.option("--networks", type=int, default=10, show_default=True)
+@click.option("--size", type=int, default=None, help="Neurons of each resampled network (default: the run's).")
+@click.option("--trials", type=int, default=500, show_default=True)
+@click.option("--tolerance", type=float, default=0.05, show_default=True)
+@click.option("--zero-mean", is_flag=True, help="Force each population's mean to zero.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@json_option
+def minimal_populations_command(run, max_populations, networks, size, trials, tolerance, zero_mean, seed, as_json) -> None:
+    """Smallest number of populations whose resampled networks match the trained network."""
+    from rnnscope.analysis import minimal_populations
+
+    loaded, weights = _low_rank(run)
+    rng = _rng(seed)
+    batch = loaded.task.sample(trials, rng=rng)
+    result = minimal_populations(weights, batch, rng=rng, max_populations=max_populations, networks=networks,
+                                 size=size, tolerance=tolerance, zero_mean=zero_mean)
+    _emit(result.to_dict(), as_json, lambda d: (
+        f"minimal populations: {d['populations']} (trained accuracy {d['trained_accuracy']:.3f}; mean resampled "
+        f"accuracy per P: {[None if a is None else round(a, 3) for a in d['mean_accuracy']]})"))
+
+
+@cli.command("epairs")
+@click.argument("run")
+@click.option("--space", type=click.Choice(["connectivity", "selectivity"]), default="connectivity", show_default=True)
+@click.option("--null-draws", type=int, default=500, show_default=True)
+@click.option("--trials", type=int, default=400, show_default=True, help="Trials for the selectivity space.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@json_option
+def epairs_command(run, space, null_draws, trials, seed, as_json) -> None:
+    """ePAIRS test of non-random population structure (Raposo et al. 2014)."""
+    from rnnscope.analysis import connectivity_epairs, selectivity_epairs
+
+    loaded, weights = _low_rank(run)
+    if space == "connectivity":
+        result = connectivity_epairs(weights, rng=seed, draws=null_draws)
+    else:
+        result = selectivity_epairs(weights, loaded.task, rng=seed, draws=null_draws, trials=trials)
+    _emit({"space": space, **result.to_dict()}, as_json, lambda d: f"ePAIRS ({space}): p = {d['p_value']:.3g}, c = {d['c']:.3f}")
+
+
+@cli.command("selectivity")
+@click.argument("run")
+@click.option("--trials", type=int, default=400, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@json_option
+def selectivity_command(run, trials, seed, as_json) -> None:
+    """Linear regressions of each neuron's rate on the task variables over time (Mante et al. 2013)."""
+    from rnnscope.analysis import selectivity_on_task
+
+    loaded, weights = _low_rank(run)
+    result = selectivity_on_task(weights, loaded.task, rng=seed, trials=trials)
+    _emit(result.to_dict(), as_json, lambda d: "\n".join(
+        f"{v:24s} strongest at step {s}" for v, s in zip(d["variables"], d["peak_steps"])))
+
+
+@cli.command("inactivate")
+@click.argument("run")
+@click.option("--population", type=int, default=None, help="Report only this population (0-based); default all.")
+@click.option("--populations", type=int, default=2, show_default=True, help="Number of populations to fit.")
+@click.option("--gain", type=float, default=0.0, show_default=True, help="0 silences; other values scale the gain.")
+@click.option("--trials", type=int, default=500, show_default=True)
+@click.option("--group-by", default=None, help="Condition to split accuracy by (default: context or modality).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@json_option
+def inactivate_command(run, population, populations, gain, trials, group_by, seed, as_json) -> None:
+    """Silence (or scale) a population and report accuracy per context."""
+    from rnnscope.analysis import inactivate_populations
+
+    loaded, weights = _low_rank(run)
+    result = inactivate_populations(weights, loaded.task, populations=populations, rng=seed, trials=trials, gain=gain,
+                                    group_by=group_by).to_dict()
+    if population is not None:
+        if not 0 <= population < populations:
+            raise RnnscopeError(f"--population: must be in 0..{populations - 1}, got {population}")
+        result["scaled"] = [result["scaled"][population]]
+
+    def text(d):
+        lines = [f"intact: {d['intact']}"]
+        lines += [f"population {s['population']} x{d['gain']:g}: {s['accuracy']}" for s in d["scaled"]]
+        return "\n".join(lines)
+
+    _emit(result, as_json, text)
+
+
+@cli.command("design")
+@click.argument("spec", required=False)
+@click.option("--list", "list_gallery", is_flag=True, help="List the gallery of ready specifications.")
+@click.option("--size", type=int, default=1000, show_default=True, help="Number of neurons N.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), help="Run directory to write.")
+@json_option
+def design_command(spec, list_gallery, size, seed, out, as_json) -> None:
+    """Build a network from a specification file or a gallery name, without training."""
+    from rnnscope import design, io
+    from rnnscope.models import model_from_weights
+
+    if list_gallery:
+        listing = design.list_gallery()
+        if as_json:
+            click.echo(json.dumps(listing, indent=2))
+        else:
+            for entry in listing:
+                click.echo(f"{entry['name']:24s} {entry.get('description', '')}")
+        return
+    if spec is None or out is None:
+        raise RnnscopeError("design: give a SPEC (file or gallery name) and --out, or --list")
+    if Path(out, io.CONFIG_NAME).exists():
+        raise RnnscopeError(f"{out}: already holds a run; choose another --out")
+    built = design.design_network(design.resolve_spec(spec), size, seed=seed)
+    io.save_model_run(out, model_from_weights(built.weights), built.task, {"design": built.to_dict(), "seed": seed})
+    info = {"path": str(out), **built.to_dict()}
+    _emit(info, as_json, lambda d: f"designed network (size {size}, seed {seed}) -> {d['path']}")
+
+
+@cli.command("fit-design")
+@click.argument("spec")
+@click.option("--task", default=None, help="Task to fit on (default: the specification's).")
+@task_option
+@click.option("--epochs", type=int, default=60, show_default=True)
+@click.option("--size", type=int, default=500, show_default=True, help="Size of the resampled networks.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory to write.")
+@json_option
+def fit_design_command(spec, task, task_options, epochs, size, seed, out, as_json) -> None:
+    """Fit the free parameters of a specification on a task, then resample networks from it."""
+    from rnnscope import design, io
+    from rnnscope.models import model_from_weights
+    from rnnscope.tasks import make_task, task_spec
+
+    the_spec = design.resolve_spec(spec)
+    the_task = make_task(task, _task_options(task, task_options)) if task else None
+    if Path(out, io.CONFIG_NAME).exists():
+        raise RnnscopeError(f"{out}: already holds a run; choose another --out")
+    fit = design.fit_design(the_spec, the_task, rng=seed, epochs=epochs, size=size)
+    stored_task = task_spec(the_task) if the_task is not None else the_spec.task.to_dict()
+    io.save_model_run(out, model_from_weights(fit.network), stored_task, {"design_fit": fit.to_dict(), "seed": seed})
+    _emit(fit.to_dict(), as_json, lambda d: (
+        f"fitted {', '.join(d['free'])}: resampled accuracy {d['mean_accuracy']:.3f} over {len(d['accuracy'])} networks"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""Reverse-engineering: latent variables and overlaps, reduced and mean-field dynamics, fixed points."""
+"""Reverse-engineering: latent variables and overlaps, reduced and mean-field dynamics, fixed points,
+population structure (mixtures, resampling, ePAIRS), selectivity and inactivation."""
 
 from rnnscope.analysis._fixedpoints import (
     FixedPointResult,
@@ -30,7 +31,41 @@ from rnnscope.analysis._latent import (
     reduced_flow,
     reduced_jacobian,
 )
+from rnnscope.analysis._epairs import EpairsResult, epairs, neighbour_angles, whiten
+from rnnscope.analysis._population_run import (
+    CONNECTIVITY_BLOCKS,
+    connectivity_epairs,
+    inactivate_populations,
+    population_labels_of,
+    resample_network,
+    selectivity_epairs,
+    selectivity_on_task,
+    task_variables,
+)
+from rnnscope.analysis._populations import (
+    GroupOverlaps,
+    Inactivation,
+    Loadings,
+    LowRankBatch,
+    MinimalPopulations,
+    NetworkAccuracy,
+    PopulationFit,
+    PopulationModel,
+    Resampling,
+    evaluate_networks,
+    fit_populations,
+    inactivate,
+    loading_columns,
+    loadings,
+    minimal_populations,
+    overlaps_by_group,
+    resample,
+    scale_population,
+    simulate_networks,
+    stack_weights,
+)
 from rnnscope.analysis._run import TaskAnalysis, analyze_on_task
+from rnnscope.analysis._selectivity import Selectivity, selectivity
 from rnnscope.analysis._summary import LatentSummary, analyze
 
 __all__ = [
@@ -64,4 +99,38 @@ __all__ = [
     "analyze",
     "TaskAnalysis",
     "analyze_on_task",
+    "Loadings",
+    "loadings",
+    "loading_columns",
+    "PopulationFit",
+    "fit_populations",
+    "PopulationModel",
+    "LowRankBatch",
+    "stack_weights",
+    "simulate_networks",
+    "NetworkAccuracy",
+    "evaluate_networks",
+    "Resampling",
+    "resample",
+    "MinimalPopulations",
+    "minimal_populations",
+    "scale_population",
+    "Inactivation",
+    "inactivate",
+    "GroupOverlaps",
+    "overlaps_by_group",
+    "EpairsResult",
+    "epairs",
+    "neighbour_angles",
+    "whiten",
+    "Selectivity",
+    "selectivity",
+    "CONNECTIVITY_BLOCKS",
+    "population_labels_of",
+    "resample_network",
+    "connectivity_epairs",
+    "task_variables",
+    "selectivity_on_task",
+    "selectivity_epairs",
+    "inactivate_populations",
 ]

@@ -7,7 +7,9 @@ The test of Raposo et al. 2014 (Hirokawa et al. 2019), as used by Dubreuil, Vale
 2. for each point, the cosines to its ``k`` nearest neighbours *in angle* (the ``k`` largest cosines to the other
    points); its angle is ``arccos`` of the mean of those ``k`` cosines;
 3. the null: ``draws`` clouds of as many points drawn from a zero-mean Gaussian with the whitened data's diagonal
-   covariance, through step 2;
+   covariance, each whitened like the data (step 1) and put through step 2. Whitening the null clouds too makes
+   the null the statistic's distribution on Gaussian data processed exactly like the data (the authors' code
+   skips it; without it, about 10 % of Gaussian datasets fall below p = 0.05 instead of about 6 %);
 4. the p-value of a two-sided Wilcoxon rank-sum test between the data angles and all null angles, and the effect
    size ``c = (median(null) - median(data)) / std(null)``: c > 0 when points have closer neighbours in angle than
    a Gaussian cloud would (clusters of directions).
@@ -82,6 +84,13 @@ def whiten(points: np.ndarray) -> np.ndarray:
             "drop constant or collinear columns"
         )
     return rotated / std
+
+
+def _whiten_clouds(clouds: np.ndarray) -> np.ndarray:
+    """``whiten`` applied to every cloud at once: (clouds, size, dims) -> (clouds, size, dims)."""
+    centred = clouds - clouds.mean(axis=1, keepdims=True)
+    eigenvalues, axes = np.linalg.eigh(np.einsum("bni,bnj->bij", centred, centred) / clouds.shape[1])
+    return np.einsum("bni,bij->bnj", centred, axes) / np.sqrt(eigenvalues)[:, None, :]
 
 
 @numba.njit(cache=True, fastmath=False)
@@ -167,7 +176,7 @@ def epairs(
     white = whiten(points)
     data_angles = _angles(white[None], neighbours, np.float64)[0]
     null_std = white.std(axis=0)  # the whitened data's diagonal covariance (ones, up to rounding)
-    null = rng.standard_normal((draws, size, dims)) * null_std
+    null = _whiten_clouds(rng.standard_normal((draws, size, dims)) * null_std)
     null_angles = _angles(null, neighbours, np.float32)
     p_value = float(stats.ranksums(null_angles.ravel(), data_angles).pvalue)
     c = float((np.median(null_angles) - np.median(data_angles)) / np.std(null_angles))

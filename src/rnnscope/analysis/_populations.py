@@ -17,8 +17,9 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,8 +52,8 @@ __all__ = [
     "scale_population",
     "Inactivation",
     "inactivate",
-    "EffectiveOverlaps",
-    "effective_overlaps",
+    "GroupOverlaps",
+    "overlaps_by_group",
 ]
 
 _BLOCKS = ("w_in", "n", "m", "w_out")
@@ -230,8 +231,9 @@ def fit_populations(
     """Fit full-covariance Gaussian mixtures with 1..max_populations components.
 
     points: Loadings, or (size, dims) values (then ``columns`` names them). Each P is fitted ``restarts`` times
-    from independent initialisations; the restart with the highest likelihood (EM) or evidence lower bound
-    ("bayes": a variational Dirichlet-process mixture, as the paper) is kept, and the labels of all restarts give
+    from independent (k-means) initialisations; the restart with the highest likelihood (EM) or evidence lower
+    bound ("bayes": a variational mixture whose component means are pinned to the cloud's mean by a strong prior,
+    mean precision 1e5, as the paper: populations differ by their covariances) is kept, and the labels of all restarts give
     the stability (mean pairwise adjusted Rand index). BIC = -2 log L + parameters log(size), computed the same way
     for both methods.
     """
@@ -264,8 +266,7 @@ def fit_populations(
             else:
                 model = BayesianGaussianMixture(
                     n_components=count, covariance_type="full", random_state=seed, max_iter=1000,
-                    init_params="random" if count > 1 else "kmeans",
-                    weight_concentration_prior_type="dirichlet_process",
+                    mean_precision_prior=1e5, weight_concentration_prior_type="dirichlet_distribution",
                 )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", SklearnConvergenceWarning)
@@ -433,7 +434,7 @@ class PopulationModel:
 
     # -- construction ---------------------------------------------------------------------------------------------
     @classmethod
-    def from_weights(cls, weights: LowRankWeights, populations: np.ndarray | None = None) -> "PopulationModel":
+    def from_weights(cls, weights: LowRankWeights, populations: np.ndarray | None = None) -> PopulationModel:
         """Empirical fractions, means and covariances (ddof = 1) of the labelled neurons of a network.
 
         populations: (size,) integer labels 0..P-1; None puts every neuron in one Gaussian.
@@ -457,7 +458,7 @@ class PopulationModel:
     @classmethod
     def from_fit(
         cls, fit: PopulationFit, populations: int | None = None, *, noise_std: float = 0.05, alpha: float = 0.2
-    ) -> "PopulationModel":
+    ) -> PopulationModel:
         """The fitted mixture with ``populations`` components (default: the BIC choice)."""
         count = fit.chosen if populations is None else check_int(
             populations, "populations", minimum=1, maximum=fit.max_populations
@@ -567,7 +568,7 @@ def simulate_networks(
     rng: np.random.Generator | int,
     emit: Callable[[torch.Tensor], torch.Tensor] | None = None,
     shared_noise: bool = True,
-    memory_mb: float = 512.0,
+    memory_mb: float = 128.0,
     device: str | torch.device = "cpu",
 ) -> np.ndarray:
     """Run every network on the same trials in one batched simulation (float32, chunked over trials).
@@ -653,7 +654,7 @@ def evaluate_networks(
     trials: TrialBatch,
     *,
     rng: np.random.Generator | int,
-    memory_mb: float = 512.0,
+    memory_mb: float = 128.0,
     device: str | torch.device = "cpu",
 ) -> NetworkAccuracy:
     """Accuracy of every network on ``trials`` (one batched simulation)."""
@@ -703,7 +704,7 @@ def resample(
     size: int = 512,
     zero_mean: bool = False,
     trained: LowRankWeights | None = None,
-    memory_mb: float = 512.0,
+    memory_mb: float = 128.0,
     device: str | torch.device = "cpu",
 ) -> Resampling:
     """Draw ``networks`` networks of ``size`` neurons from ``model`` and evaluate them on ``trials`` in one batched
@@ -771,7 +772,7 @@ def minimal_populations(
     method: str = "bayes",
     restarts: int = 5,
     stop_early: bool = True,
-    memory_mb: float = 512.0,
+    memory_mb: float = 128.0,
     device: str | torch.device = "cpu",
 ) -> MinimalPopulations:
     """Smallest P in 1..max_populations whose resampled networks reach the trained accuracy within ``tolerance``.
@@ -867,9 +868,9 @@ class Inactivation:
             "group_by": self.group_by,
             "gain": float(self.gain),
             "groups": groups,
-            "intact": dict(zip(map(str, groups), self.accuracy[0].tolist())),
+            "intact": dict(zip(map(str, groups), self.accuracy[0].tolist(), strict=True)),
             "scaled": [
-                {"population": p, "accuracy": dict(zip(map(str, groups), self.accuracy[1 + p].tolist()))}
+                {"population": p, "accuracy": dict(zip(map(str, groups), self.accuracy[1 + p].tolist(), strict=True))}
                 for p in range(self.populations)
             ],
         }
@@ -883,7 +884,7 @@ def inactivate(
     rng: np.random.Generator | int,
     group_by: str = "context",
     gain: float = 0.0,
-    memory_mb: float = 512.0,
+    memory_mb: float = 128.0,
     device: str | torch.device = "cpu",
 ) -> Inactivation:
     """Scale (default: silence) each population in turn and report accuracy per value of ``trials.conditions[group_by]``.
@@ -900,7 +901,7 @@ def inactivate(
 
 
 @dataclass(frozen=True, eq=False)
-class EffectiveOverlaps:
+class GroupOverlaps:
     """Overlaps between n and every loading column, weighted by each neuron's gain phi'(x) = 1 - tanh(x)^2.
 
     values: (groups, populations, rank, columns), entry [g, p, r, c] = mean over neurons i of population p of
@@ -926,7 +927,7 @@ class EffectiveOverlaps:
         }
 
 
-def effective_overlaps(
+def overlaps_by_group(
     weights: LowRankWeights,
     populations: np.ndarray | None,
     trials: TrialBatch,
@@ -934,9 +935,13 @@ def effective_overlaps(
     rng: np.random.Generator | int,
     group_by: str = "context",
     epoch: str | np.ndarray = "stimulus",
-    memory_mb: float = 512.0,
-) -> EffectiveOverlaps:
+    memory_mb: float = 128.0,
+) -> GroupOverlaps:
     """Effective overlaps per population and condition group (the gain-modulation mechanism of the paper).
+
+    Extends ``rnnscope.analysis._latent.effective_overlaps`` (one set of states) to every loading column
+    (inputs included) and to condition groups: the (n, m) block of ``values[g]`` equals that function's
+    ``per_population`` at the group's states.
 
     epoch: a name in ``trials.epochs`` or a (trials, time) bool mask of the steps over which phi' is averaged.
     """
@@ -967,7 +972,7 @@ def effective_overlaps(
     weighted = gains[:, :, None, None] * products[None]  # (groups, size, rank, columns)
     values = np.stack([weighted[:, labels == p].mean(axis=1) for p in range(count)], axis=1)
     fractions = np.bincount(labels, minlength=count) / weights.size
-    return EffectiveOverlaps(
+    return GroupOverlaps(
         groups=groups, columns=points.columns, values=values, total=weighted.mean(axis=1), gains=gains,
         fractions=fractions,
     )

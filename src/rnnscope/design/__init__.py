@@ -1,1 +1,63 @@
-"""design"""
+"""Networks built by hand from a few population statistics, without training."""
+
+from rnnscope.design._build import (
+    DesignedNetwork,
+    DesignFit,
+    MeanFieldAgreement,
+    build_network,
+    build_networks,
+    design_network,
+    fit_design,
+    mean_field_agreement,
+    mean_field_statistics,
+    population_labels,
+    population_model,
+    predict_fixed_points,
+)
+from rnnscope.design._gallery import (
+    GALLERY_DIR,
+    associative_memory_spec,
+    gallery_names,
+    list_gallery,
+    load_gallery,
+    resolve_spec,
+    stored_patterns,
+)
+from rnnscope.design._spec import (
+    DesignSpec,
+    PopulationSpec,
+    TaskChoice,
+    load_spec,
+    population_factor,
+    population_moments,
+    spec_from_dict,
+)
+
+__all__ = [
+    "DesignSpec",
+    "PopulationSpec",
+    "TaskChoice",
+    "load_spec",
+    "spec_from_dict",
+    "population_moments",
+    "population_factor",
+    "population_model",
+    "build_network",
+    "build_networks",
+    "population_labels",
+    "mean_field_statistics",
+    "predict_fixed_points",
+    "MeanFieldAgreement",
+    "mean_field_agreement",
+    "DesignFit",
+    "fit_design",
+    "DesignedNetwork",
+    "design_network",
+    "GALLERY_DIR",
+    "gallery_names",
+    "list_gallery",
+    "load_gallery",
+    "resolve_spec",
+    "associative_memory_spec",
+    "stored_patterns",
+]

@@ -1,5 +1,23 @@
 """Figures: each function takes result objects and an optional ``ax`` and returns a matplotlib Figure."""
 
 from rnnscope.plots._latent import FIXED_POINT_GID, plot_flow_field, plot_loadings, plot_potential, plot_trajectories
+from rnnscope.plots._populations import (
+    plot_bic,
+    plot_epairs,
+    plot_inactivation,
+    plot_loading_pairs,
+    plot_resampled_accuracy,
+)
 
-__all__ = ["plot_flow_field", "plot_trajectories", "plot_potential", "plot_loadings", "FIXED_POINT_GID"]
+__all__ = [
+    "plot_flow_field",
+    "plot_trajectories",
+    "plot_potential",
+    "plot_loadings",
+    "FIXED_POINT_GID",
+    "plot_loading_pairs",
+    "plot_bic",
+    "plot_resampled_accuracy",
+    "plot_epairs",
+    "plot_inactivation",
+]

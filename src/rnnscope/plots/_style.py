@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 __all__ = [
     "FIXED_POINT_COLORS",
     "FIXED_POINT_MARKERS",
@@ -16,6 +18,8 @@ __all__ = [
     "PANEL_SIZE",
     "MARKER_SIZE",
     "LINE_WIDTH",
+    "GROUP_COLORS",
+    "REFERENCE_LINE",
 ]
 
 # fixed-point classes: filled = attracting, open = repelling in at least one direction
@@ -34,3 +38,7 @@ FIGURE_SIZE = (4.2, 3.6)  # inches, one panel
 PANEL_SIZE = (3.2, 3.0)  # inches per panel in multi-panel figures
 MARKER_SIZE = 8
 LINE_WIDTH = 1.2
+
+# unordered groups in one panel (training / validation, contexts, population models)
+GROUP_COLORS = ("#1f77b4", "#d95f02", "#2ca02c", "#7570b3", "#e7298a", "#66a61e")
+REFERENCE_LINE = MappingProxyType({"color": "0.55", "linestyle": ":", "linewidth": 0.9})  # chance level, zero, edge of instability

@@ -1,0 +1,130 @@
+"""Population analyses of a network on its own task: what the population commands of the CLI report."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnscope._validation import as_generator, check_int
+from rnnscope.analysis._epairs import EpairsResult, epairs
+from rnnscope.analysis._populations import (
+    Inactivation,
+    PopulationFit,
+    PopulationModel,
+    Resampling,
+    _relabel,
+    fit_populations,
+    inactivate,
+    loadings,
+    resample,
+)
+from rnnscope.analysis._selectivity import Selectivity, selectivity
+from rnnscope.errors import RnnscopeError
+from rnnscope.models import LowRankWeights
+from rnnscope.tasks import Task, TrialBatch, decisions
+from rnnscope.training import simulate
+
+__all__ = [
+    "population_labels_of",
+    "resample_network",
+    "connectivity_epairs",
+    "task_variables",
+    "selectivity_on_task",
+    "selectivity_epairs",
+    "inactivate_populations",
+    "CONNECTIVITY_BLOCKS",
+]
+
+CONNECTIVITY_BLOCKS = ("m", "n", "w_in")  # the connectivity space of ePAIRS in Dubreuil, Valente et al. 2022
+
+
+def population_labels_of(
+    weights: LowRankWeights, populations: int, *, rng: np.random.Generator | int, method: str = "bayes", restarts: int = 5
+) -> tuple[np.ndarray, PopulationFit]:
+    """(size,) labels 0..P-1 of the network's neurons under a P-component mixture fit of its loadings, and the fit."""
+    populations = check_int(populations, "populations", minimum=1, maximum=weights.size // 2)
+    if populations == 1:
+        fit = fit_populations(loadings(weights), rng=rng, max_populations=1, restarts=1, method=method)
+        return np.zeros(weights.size, dtype=int), fit
+    fit = fit_populations(loadings(weights), rng=rng, max_populations=populations, restarts=restarts, method=method)
+    return _relabel(fit.populations(populations)), fit
+
+
+def resample_network(
+    weights: LowRankWeights,
+    task: Task,
+    *,
+    populations: int,
+    rng: np.random.Generator | int,
+    networks: int = 20,
+    size: int | None = None,
+    trials: int = 500,
+    zero_mean: bool = False,
+    method: str = "bayes",
+) -> Resampling:
+    """Networks drawn from one Gaussian (P = 1) or from the network's P populations (labels from a mixture fit;
+    each population's empirical mean and covariance), evaluated with the trained network on the same trials."""
+    rng = as_generator(rng, name="rng")
+    labels, _ = population_labels_of(weights, populations, rng=rng, method=method)
+    model = PopulationModel.from_weights(weights, labels if populations > 1 else None)
+    batch = task.sample(check_int(trials, "trials", minimum=1), rng=rng)
+    return resample(model, batch, rng=rng, networks=networks, size=size or weights.size, zero_mean=zero_mean,
+                    trained=weights)
+
+
+def connectivity_epairs(weights: LowRankWeights, *, rng: np.random.Generator | int, draws: int = 500) -> EpairsResult:
+    """ePAIRS on each neuron's (m, n, w_in) loadings."""
+    points, columns = loadings(weights).select(CONNECTIVITY_BLOCKS)
+    return epairs(points, rng=rng, draws=draws, columns=columns)
+
+
+def task_variables(batch: TrialBatch) -> dict[str, np.ndarray]:
+    """Regressors of a task's trials: the choice (sign of the target in the decision epoch) and every numeric
+    condition that varies and is not an exact copy of another regressor."""
+    variables = {"choice": np.sign(decisions(batch.targets, batch.mask)[:, 0])}
+    for name, values in batch.conditions.items():
+        values = np.asarray(values, dtype=float)
+        if np.ptp(values) == 0 or any(np.array_equal(values, v) for v in variables.values()):
+            continue
+        variables[name] = values
+    return variables
+
+
+def selectivity_on_task(
+    weights: LowRankWeights, task: Task, *, rng: np.random.Generator | int, trials: int = 400
+) -> Selectivity:
+    """Regress each neuron's rate tanh(x) on the task variables (see ``task_variables``) at every step."""
+    rng = as_generator(rng, name="rng")
+    batch = task.sample(check_int(trials, "trials", minimum=1), rng=rng)
+    _, states = simulate(weights, batch, rng=rng)
+    return selectivity(np.tanh(states), task_variables(batch))
+
+
+def selectivity_epairs(
+    weights: LowRankWeights, task: Task, *, rng: np.random.Generator | int, draws: int = 500, trials: int = 400
+) -> EpairsResult:
+    """ePAIRS in selectivity space: each neuron's regression coefficients at each variable's peak."""
+    rng = as_generator(rng, name="rng")
+    space = selectivity_on_task(weights, task, rng=rng, trials=trials)
+    return epairs(space.space, rng=rng, draws=draws, columns=space.variables)
+
+
+def inactivate_populations(
+    weights: LowRankWeights,
+    task: Task,
+    *,
+    populations: int = 2,
+    rng: np.random.Generator | int,
+    trials: int = 500,
+    gain: float = 0.0,
+    group_by: str | None = None,
+) -> Inactivation:
+    """Fit P populations, then silence (or scale the gain of) each in turn; accuracy per condition group
+    (``group_by``, default the task's context or modality condition)."""
+    rng = as_generator(rng, name="rng")
+    labels, _ = population_labels_of(weights, populations, rng=rng)
+    batch = task.sample(check_int(trials, "trials", minimum=1), rng=rng)
+    if group_by is None:
+        group_by = next((c for c in ("context", "modality") if c in batch.conditions), None)
+        if group_by is None:
+            raise RnnscopeError(f"group_by: task {task.name!r} has no context; name a condition ({', '.join(batch.conditions)})")
+    return inactivate(weights, labels, batch, rng=rng, group_by=group_by, gain=gain)
