@@ -428,6 +428,51 @@ def fit_design_command(spec, task, task_options, epochs, size, seed, out, as_jso
         f"fitted {', '.join(d['free'])}: resampled accuracy {d['mean_accuracy']:.3f} over {len(d['accuracy'])} networks"))
 
 
+@cli.command("report")
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--compare", "compare_runs", is_flag=True, help="Put several runs side by side in one page.")
+@click.option("--out", default=None, help="Report directory (default RUN/report, or rnnscope-comparison).")
+@click.option("--quick", is_flag=True, help="Fewer trials and networks: a fast, rougher report.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@json_option
+def report_command(runs, compare_runs, out, quick, seed, as_json) -> None:
+    """Write a self-contained HTML report (figures as PNG and SVG, numbers as JSON) for a run, or compare runs."""
+    from rnnscope.report import compare, report
+
+    if compare_runs:
+        files = compare(list(runs), out=out or "rnnscope-comparison", quick=quick, seed=seed)
+    else:
+        if len(runs) != 1:
+            raise RnnscopeError(f"runs: one run directory without --compare, got {len(runs)}")
+        files = report(runs[0], out=out, quick=quick, seed=seed)
+    _emit(files.to_dict(), as_json, lambda d: f"report -> {d['html']}")
+
+
+@cli.command("demo")
+@click.option("--out", default="rnnscope-demo", show_default=True, help="Directory for runs and reports.")
+@click.option("--quick", is_flag=True, help="Small networks and few epochs (a smoke run, tens of seconds).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@json_option
+def demo_command(out, quick, seed, as_json) -> None:
+    """Train a random-dots and a context-dependent network, analyse both and write their reports."""
+    from rnnscope.report import demo
+
+    result = demo(out, quick=quick, seed=seed, progress=not as_json)
+
+    def text(d):
+        lines = [f"reports written under {d['directory']}:"]
+        lines += [f"  {name}: {path}" for name, path in d["reports"].items()]
+        lines.append(f"  side by side: {d['comparison']}")
+        for name, pops in d["populations"].items():
+            if pops.get("one_gaussian") is not None:
+                two = pops.get("two_populations")
+                lines.append(f"  {name}: resampled from one Gaussian {pops['one_gaussian']:.2f}, from two populations "
+                             f"{'-' if two is None else f'{two:.2f}'} (trained {pops['trained']:.2f})")
+        return "\n".join(lines)
+
+    _emit(result.to_dict(), as_json, text)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every bad input ends with one line on stderr and exit code 2."""
     try:

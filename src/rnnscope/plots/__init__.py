@@ -1,6 +1,13 @@
 """Figures: each function takes result objects and an optional ``ax`` and returns a matplotlib Figure."""
 
 from rnnscope.plots._latent import FIXED_POINT_GID, plot_flow_field, plot_loadings, plot_potential, plot_trajectories
+from rnnscope.plots._report import (
+    plot_effective_overlaps,
+    plot_example_trials,
+    plot_learning_curves,
+    plot_psychometric,
+    plot_resampling,
+)
 from rnnscope.plots._populations import (
     plot_bic,
     plot_epairs,
@@ -20,4 +27,9 @@ __all__ = [
     "plot_resampled_accuracy",
     "plot_epairs",
     "plot_inactivation",
+    "plot_learning_curves",
+    "plot_psychometric",
+    "plot_example_trials",
+    "plot_effective_overlaps",
+    "plot_resampling",
 ]

@@ -8,7 +8,8 @@ does not import :mod:`rnnscope.report`.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -17,7 +18,6 @@ from matplotlib.figure import Figure
 
 from rnnscope.errors import RnnscopeError
 from rnnscope.plots._style import (
-    CONDITION_CMAP,
     FIGURE_SIZE,
     FONT_SIZE,
     GROUP_COLORS,
@@ -60,7 +60,7 @@ def _style(ax: Axes, xlabel: str, ylabel: str, title: str | None = None) -> None
 
 
 def plot_learning_curves(history: Sequence[Mapping[str, float]], *, ax: Axes | None = None) -> Figure:
-    """Training and validation loss (masked MSE, log scale) and validation accuracy against epoch.
+    """Training and validation loss (masked MSE, log scale when it spans a decade) and validation accuracy against epoch.
 
     history: one mapping per epoch with ``loss``, ``validation_loss`` and ``validation_accuracy`` (as in
     ``TrainingResult.history`` or ``metrics.jsonl``). Without ``ax``: two panels (loss, accuracy); with ``ax``:
@@ -84,7 +84,8 @@ def plot_learning_curves(history: Sequence[Mapping[str, float]], *, ax: Axes | N
     loss_ax.plot(epochs, loss, color=GROUP_COLORS[0], linewidth=LINE_WIDTH, marker=marker, markersize=3, label="training")
     loss_ax.plot(epochs, val_loss, color=GROUP_COLORS[1], linewidth=LINE_WIDTH, marker=marker, markersize=3,
                  label="validation")
-    if np.all(np.concatenate([loss, val_loss]) > 0):
+    both = np.concatenate([loss, val_loss])
+    if np.all(both > 0) and both.max() / both.min() > 10:  # log scale only where it spans a decade
         loss_ax.set_yscale("log")
     _style(loss_ax, "epoch", "loss (masked MSE)", "learning curve")
     loss_ax.legend(fontsize="small", frameon=False)
@@ -171,7 +172,8 @@ def plot_example_trials(examples: Any, *, dt_ms: float | None = None) -> Figure:
                 a.axvspan(time_ms[decision[0]], time_ms[decision[-1]] + dt, color="0.85", zorder=0)
         bottom.axhline(0.0, **REFERENCE_LINE)
         bottom.set_ylim(-1.5, 1.5)
-        _style(top, "time (ms)", "input (a.u.)" if k == 0 else "", str(examples.labels[k]))
+        _style(top, "time (ms)", "input (a.u.)" if k == 0 else "")
+        top.set_title(str(examples.labels[k]).replace(", ", "\n"), fontsize=FONT_SIZE)
         _style(bottom, "time (ms)", "output (a.u.)" if k == 0 else "")
         if k == 0:
             top.legend(fontsize="x-small", frameon=False, loc="upper left")

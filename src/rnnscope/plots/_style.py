@@ -41,4 +41,5 @@ LINE_WIDTH = 1.2
 
 # unordered groups in one panel (training / validation, contexts, population models)
 GROUP_COLORS = ("#1f77b4", "#d95f02", "#2ca02c", "#7570b3", "#e7298a", "#66a61e")
-REFERENCE_LINE = MappingProxyType({"color": "0.55", "linestyle": ":", "linewidth": 0.9})  # chance level, zero, edge of instability
+# chance level, zero, edge of instability
+REFERENCE_LINE = MappingProxyType({"color": "0.55", "linestyle": ":", "linewidth": 0.9})

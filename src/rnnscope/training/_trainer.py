@@ -118,10 +118,9 @@ def _resolve_backend(config: TrainingConfig, model: RateRNN) -> str:
         return config.backend
     if config.device != "cpu":
         return "torch"
-    from rnnscope.models import _fast
+    from rnnscope.models._fast import fast_path_supported
 
-    supports = getattr(_fast, "supports", None)
-    return "fast" if supports is not None and supports(model) else "torch"
+    return "fast" if fast_path_supported(model) else "torch"
 
 
 def _loss_function(backend: str) -> Callable[..., torch.Tensor]:

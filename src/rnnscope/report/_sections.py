@@ -1,0 +1,464 @@
+"""What a report shows, computed: behaviour, example trials, latent dynamics, overlaps, populations, and a text
+summary of the mechanism generated from those numbers. No matplotlib here (figures are drawn by ``_html``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnnscope import io
+from rnnscope._validation import as_generator, check_int
+from rnnscope.models import LowRankWeights, RateRNN
+from rnnscope.tasks import Task, TrialBatch, decisions
+from rnnscope.training import Evaluation, evaluate, simulate
+
+__all__ = [
+    "ReportConfig",
+    "PsychometricCurve",
+    "Psychometric",
+    "psychometric",
+    "ExampleTrials",
+    "example_trials",
+    "LatentSection",
+    "PopulationSection",
+    "RunAnalysis",
+    "analyze_run",
+    "describe_mechanism",
+]
+
+GROUPING_CONDITIONS = ("context", "modality")  # conditions that split trials into regimes (as analysis._run)
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """How much a report computes. trials: fresh trials for accuracy and psychometric curves; analysis_trials:
+    trials simulated for latent trajectories and effective overlaps (trajectory_trials of them are drawn);
+    example_trials: trials shown with inputs, targets and outputs; fixed_point_starts, flow_resolution: latent
+    analysis; max_populations, restarts: Gaussian-mixture fits (BIC); resample_networks networks of
+    resample_size neurons (None: the trained network's size) are drawn from one Gaussian and from two populations
+    and tested on resample_trials trials; epairs_draws null clouds over at most epairs_neurons neurons."""
+
+    trials: int = 1000
+    analysis_trials: int = 200
+    trajectory_trials: int = 24
+    example_trials: int = 3
+    fixed_point_starts: int = 100
+    flow_resolution: int = 40
+    max_populations: int = 3
+    restarts: int = 3
+    resample_networks: int = 8
+    resample_trials: int = 200
+    resample_size: int | None = None
+    epairs_draws: int = 100
+    epairs_neurons: int = 1000
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "resample_size" and value is None:
+                continue
+            check_int(value, f.name, minimum=2 if f.name in ("max_populations", "trials", "analysis_trials") else 1)
+
+    @classmethod
+    def quick(cls) -> ReportConfig:
+        """A reduced report for CI and smoke tests (seconds for a small network)."""
+        return cls(trials=200, analysis_trials=40, trajectory_trials=12, example_trials=2, fixed_point_starts=20,
+                   flow_resolution=25, max_populations=2, restarts=1, resample_networks=3, resample_trials=60,
+                   epairs_draws=20, epairs_neurons=200)
+
+
+# -- behaviour ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PsychometricCurve:
+    """Fraction of +1 choices against one stimulus condition. values, choices, trials: (points,); group: the
+    trials' grouping condition ("context=1"), "" for all trials."""
+
+    stimulus: str
+    group: str
+    values: np.ndarray
+    choices: np.ndarray
+    trials: np.ndarray
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stimulus": self.stimulus, "group": self.group, "values": self.values.tolist(),
+                "choices": self.choices.tolist(), "trials": self.trials.astype(int).tolist()}
+
+
+@dataclass(frozen=True)
+class Psychometric:
+    """Psychometric curves of one network: one per stimulus condition and group."""
+
+    curves: tuple[PsychometricCurve, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"curves": [c.to_dict() for c in self.curves]}
+
+
+def _label(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
+
+
+def psychometric(outputs: np.ndarray, batch: TrialBatch, *, max_values: int = 12) -> Psychometric:
+    """Fraction of trials whose decision (mean output over the decision epoch, first output) is positive, for
+    every value of every stimulus condition (numeric, at most ``max_values`` values, not a grouping condition),
+    per group (context, modality) where the task has one. outputs: (trials, time, outputs)."""
+    choice = decisions(outputs, batch.mask)[:, 0] > 0
+    groups: list[tuple[str, np.ndarray]] = []
+    for name in GROUPING_CONDITIONS:
+        if name in batch.conditions:
+            groups += [(f"{name}={_label(v)}", batch.conditions[name] == v) for v in np.unique(batch.conditions[name])]
+    if not groups:
+        groups = [("", np.ones(batch.trials, dtype=bool))]
+    curves = []
+    for name, values in batch.conditions.items():
+        if name in GROUPING_CONDITIONS or not np.issubdtype(np.asarray(values).dtype, np.number):
+            continue
+        unique = np.unique(values)
+        if len(unique) > max_values:
+            continue
+        for group, keep in groups:
+            counts = np.array([np.sum(keep & (values == v)) for v in unique])
+            present = counts > 0
+            fractions = np.array([choice[keep & (values == v)].mean() if c else np.nan for v, c in zip(unique, counts, strict=True)])
+            curves.append(PsychometricCurve(name, group, unique[present].astype(float), fractions[present],
+                                            counts[present]))
+    return Psychometric(tuple(curves))
+
+
+@dataclass(frozen=True)
+class ExampleTrials:
+    """A few trials with the network's output. inputs: (trials, time, inputs); targets, outputs: (trials, time,
+    outputs); mask: (trials, time); labels: (trials,) the trials' conditions as text; dt: step in ms."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    outputs: np.ndarray
+    mask: np.ndarray
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    labels: tuple[str, ...]
+    dt: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"labels": list(self.labels), "dt_ms": self.dt, "input_names": list(self.input_names),
+                "output_names": list(self.output_names), "inputs": self.inputs.tolist(),
+                "targets": self.targets.tolist(), "outputs": self.outputs.tolist(), "mask": self.mask.tolist()}
+
+
+def example_trials(outputs: np.ndarray, batch: TrialBatch, task: Task, count: int) -> ExampleTrials:
+    """The first ``count`` trials of ``batch`` with their ``outputs`` (trials, time, outputs)."""
+    count = min(count, batch.trials)
+    labels = tuple(", ".join(f"{k} {_label(v[i])}" for k, v in batch.conditions.items()) for i in range(count))
+    return ExampleTrials(batch.inputs[:count], batch.targets[:count], np.asarray(outputs[:count], dtype=np.float32),
+                         batch.mask[:count], tuple(task.input_names), tuple(task.output_names), labels, batch.dt)
+
+
+# -- latent and populations ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class LatentSection:
+    """analysis: ``TaskAnalysis`` (overlaps, fixed points, trajectories, effective overlaps per epoch and group);
+    flow: ``FlowField`` without input; potential: rank-1 ``Potential`` (None for higher ranks); colour_by: the
+    condition trajectories are coloured by (None: one colour)."""
+
+    analysis: Any
+    flow: Any
+    potential: Any
+    colour_by: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.analysis.to_dict()
+        out["colour_by"] = self.colour_by
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class PopulationSection:
+    """fit: ``PopulationFit`` (BIC for P = 1..max); labels: (size,) the two-population partition (None when it
+    could not be formed); resampling: ``Resampling`` for one Gaussian then two populations; epairs:
+    ``EpairsResult`` on the loadings (None if it could not run); epairs_neurons: how many neurons it used;
+    notes: what was skipped and why."""
+
+    fit: Any
+    labels: np.ndarray | None
+    resampling: tuple[Any, ...]
+    epairs: Any
+    epairs_neurons: int
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bic": self.fit.to_dict() if self.fit is not None else None,
+            "two_population_sizes": None if self.labels is None else np.bincount(self.labels).tolist(),
+            "resampling": [r.to_dict() for r in self.resampling],
+            "epairs": self.epairs.to_dict() if self.epairs is not None else None,
+            "epairs_neurons": self.epairs_neurons,
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class RunAnalysis:
+    """Everything one report shows about one run.
+
+    name: a short label; path: the run directory (None for an in-memory network); config: the run's config.json;
+    history: per-epoch metrics; evaluation: accuracy on ``ReportConfig.trials`` fresh trials; psychometric;
+    examples; latent: None for full-rank networks; populations: None for full-rank networks; summary: the
+    generated text; weights: the low-rank weights analysed (None for full rank); report_config: the settings; notes: sections left empty and why; seconds: time spent per section."""
+
+    name: str
+    path: Path | None
+    config: dict[str, Any]
+    task: Task
+    history: tuple[dict[str, Any], ...]
+    evaluation: Evaluation
+    psychometric: Psychometric
+    examples: ExampleTrials
+    latent: LatentSection | None
+    populations: PopulationSection | None
+    summary: str
+    weights: LowRankWeights | None = None
+    report_config: ReportConfig = ReportConfig()
+    notes: tuple[str, ...] = ()
+    seconds: Mapping[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "path": str(self.path) if self.path is not None else None,
+            "config": self.config,
+            "history": list(self.history),
+            "evaluation": self.evaluation.to_dict(),
+            "psychometric": self.psychometric.to_dict(),
+            "latent": self.latent.to_dict() if self.latent is not None else None,
+            "populations": self.populations.to_dict() if self.populations is not None else None,
+            "summary": self.summary,
+            "notes": list(self.notes),
+            "seconds": dict(self.seconds),
+        }
+
+
+def _population_api() -> dict[str, Any] | None:
+    """The population-analysis functions, or None while that module is unavailable."""
+    try:
+        from rnnscope.analysis import _epairs, _populations
+    except ImportError:
+        return None
+    names = ("loadings", "fit_populations", "PopulationModel", "resample")
+    if not all(hasattr(_populations, n) for n in names) or not hasattr(_epairs, "epairs"):
+        return None
+    return {n: getattr(_populations, n) for n in names} | {"epairs": _epairs.epairs}
+
+
+def _populations(weights: LowRankWeights, task: Task, config: ReportConfig, rng: np.random.Generator) -> PopulationSection:
+    api = _population_api()
+    if api is None:
+        return PopulationSection(None, None, (), None, 0, ("population analysis unavailable in this installation",))
+    notes: list[str] = []
+    points = api["loadings"](weights)
+    dims = points.values.shape[1]
+    max_populations = min(config.max_populations, max(1, weights.size // (dims + 1)))
+    fit = api["fit_populations"](points, rng=rng, max_populations=max_populations, restarts=config.restarts,
+                                 method="bayes")
+    size = config.resample_size or weights.size
+    trials = task.sample(config.resample_trials, rng=rng)
+    model_cls = api["PopulationModel"]
+    resampled = [api["resample"](model_cls.from_weights(weights), trials, rng=rng, networks=config.resample_networks,
+                                 size=size, trained=weights)]
+    labels = None
+    if fit.max_populations >= 2:
+        raw = fit.populations(2)
+        present, labels = np.unique(raw, return_inverse=True)
+        counts = np.bincount(labels)
+        if len(present) == 2 and counts.min() >= dims + 1:
+            resampled.append(api["resample"](model_cls.from_weights(weights, labels), trials, rng=rng,
+                                             networks=config.resample_networks, size=size, trained=None))
+        else:
+            notes.append(f"two-population fit left populations of {counts.tolist()} neurons; not resampled")
+            labels = None
+    else:
+        notes.append("too few neurons to fit two populations")
+    values = points.values[:, points.values.std(axis=0) > 1e-12]
+    neurons = min(config.epairs_neurons, weights.size)
+    pairs = None
+    if neurons >= 10 and values.shape[1] >= 2:
+        subset = np.sort(rng.choice(weights.size, size=neurons, replace=False))
+        pairs = api["epairs"](values[subset], rng=rng, draws=config.epairs_draws)
+    else:
+        notes.append("ePAIRS needs at least 10 neurons and 2 varying loading columns")
+    return PopulationSection(fit, labels, tuple(resampled), pairs, neurons, tuple(notes))
+
+
+def _colour_by(conditions: Mapping[str, np.ndarray]) -> str | None:
+    for name, values in conditions.items():
+        if name not in GROUPING_CONDITIONS and np.issubdtype(np.asarray(values).dtype, np.number) and len(np.unique(values)) <= 12:
+            return name
+    return None
+
+
+def _latent(weights: LowRankWeights, task: Task, config: ReportConfig, rng: np.random.Generator) -> LatentSection:
+    from rnnscope.analysis import analyze_on_task, flow_field, potential
+
+    analysis = analyze_on_task(weights, task, trials=config.analysis_trials, rng=rng, starts=config.fixed_point_starts)
+    flow = flow_field(weights, resolution=config.flow_resolution)
+    pot = potential(weights) if weights.rank == 1 else None
+    return LatentSection(analysis, flow, pot, _colour_by(analysis.conditions))
+
+
+# -- the generated summary ----------------------------------------------------------------------------------------
+def _fixed_point_phrase(points: Any, rank: int) -> str:
+    classes = [str(s) for s in points.stability]
+    stable = classes.count("stable")
+    kappa = np.asarray(points.kappa)
+    nonzero_stable = [k for k, c in zip(kappa, classes, strict=True) if c == "stable" and np.linalg.norm(k) > 1e-3]
+    if stable == 0:
+        return "no stable fixed point without input (the activity keeps moving)"
+    if stable == 1 and not nonzero_stable:
+        return "monostable: without input the activity relaxes to kappa = 0"
+    if stable == 2 and len(nonzero_stable) == 2:
+        where = ", ".join(f"{k[0]:+.2f}" for k in nonzero_stable) if rank == 1 else \
+            " and ".join("(" + ", ".join(f"{v:.2f}" for v in k) + ")" for k in nonzero_stable)
+        return f"bistable: two stable fixed points at kappa = {where}, one per choice"
+    return f"{stable} stable fixed points without input ({', '.join(f'{c}' for c in classes)})"
+
+
+def describe_mechanism(analysis: RunAnalysis) -> str:
+    """A few sentences on what the network computes and how, generated from the analysis' numbers."""
+    model = analysis.config.get("model", {})
+    size = model.get("size", "?")
+    rank = model.get("rank")
+    task = analysis.config.get("task", {}).get("name", analysis.task.name)
+    description = getattr(analysis.task, "description", "") or task
+    kind = f"rank-{rank}" if rank else "full-rank"
+    sentences = [f"{kind} network of {size} neurons trained on {task}, {description}: accuracy "
+                 f"{analysis.evaluation.accuracy:.2f} on {analysis.evaluation.trials} fresh trials."]
+    latent = analysis.latent
+    if latent is not None:
+        summary = latent.analysis.summary
+        over = np.asarray(summary.overlaps)
+        if rank == 1:
+            sentences.append(f"Overlap n.m/N = {over[0, 0]:.2f} "
+                             f"({'above' if over[0, 0] > 1 else 'below'} 1, the origin is "
+                             f"{'stable' if summary.origin.stable else 'unstable'}); "
+                             f"{_fixed_point_phrase(summary.fixed_points.fixed_points, 1)}.")
+        else:
+            eig = np.linalg.eigvals(over)
+            sentences.append("Overlap matrix eigenvalues " + ", ".join(f"{v.real:.2f}" + (f"{v.imag:+.2f}i" if abs(v.imag) > 1e-6 else "") for v in eig)
+                             + f"; {_fixed_point_phrase(summary.fixed_points.fixed_points, int(rank or 2))}.")
+        inputs = np.asarray(summary.input_overlaps)  # (rank, inputs)
+        names = list(analysis.task.input_names)
+        strongest = int(np.argmax(np.abs(inputs[0])))
+        sentences.append(f"Input is integrated along n: the largest input overlap n.w_in/N is "
+                         f"{inputs[0, strongest]:+.2f} for {names[strongest]}"
+                         + (f" (others {', '.join(f'{names[i]} {inputs[0, i]:+.2f}' for i in range(len(names)) if i != strongest)})"
+                            if len(names) > 1 else "") + ".")
+        groups = latent.analysis.groups
+        if len(groups) > 1:
+            epoch = "stimulus" if all("stimulus" in g for g in groups.values()) else None
+            if epoch is not None:
+                per_group = {g: np.asarray(e[epoch].input_overlaps)[0] for g, e in groups.items()}
+                parts = [f"{g}: " + ", ".join(f"{names[i]} {v[i]:+.2f}" for i in range(min(2, len(names))))
+                         for g, v in per_group.items()]
+                stacked = np.stack(list(per_group.values()))[:, : min(2, len(names))]
+                spread = float(np.max(np.abs(stacked.max(axis=0) - stacked.min(axis=0))))
+                verdict = ("the context changes which input drives kappa through the neurons' gain (gain modulation)"
+                           if spread > 0.2 * max(float(np.abs(stacked).max()), 1e-9) else
+                           "the groups drive kappa alike")
+                sentences.append(f"Effective input overlaps during the stimulus, {'; '.join(parts)}: {verdict}.")
+        sentences.append(f"span(m, w_in) holds {latent.analysis.projection.variance_explained:.0%} of the activity's "
+                         "variance.")
+    pops = analysis.populations
+    if pops is not None and pops.resampling:
+        accs = {r.populations: r.mean for r in pops.resampling}
+        trained = pops.resampling[0].trained_accuracy
+        one = accs.get(1)
+        text = f"Networks resampled from one Gaussian reach {one:.2f}"
+        if 2 in accs:
+            text += f", from two populations {accs[2]:.2f}"
+        text += f" (trained network {trained:.2f}): "
+        tolerance = 0.1  # the paper's criterion: resampled networks within 10 points of the trained one
+        if trained < 0.6:
+            text += "the trained network is near chance, so resampling says little."
+        elif one is not None and one >= trained - tolerance:
+            text += "one Gaussian population suffices."
+        elif 2 in accs and accs[2] >= trained - tolerance:
+            text += "the computation needs two populations."
+        elif 2 in accs and accs[2] > one + 0.1:
+            text += "population structure matters, but two populations recover only part of the accuracy."
+        else:
+            text += "neither model recovers the accuracy at this size."
+        if pops.fit is not None:
+            text += f" BIC prefers {pops.fit.chosen} population{'s' if pops.fit.chosen > 1 else ''}"
+            if pops.epairs is not None:
+                text += (f"; ePAIRS p = {pops.epairs.p_value:.2g} "
+                         f"({'non-random clustering of' if pops.epairs.significant else 'no clustering detected in'}"
+                         " the loadings)")
+            text += "."
+        sentences.append(text)
+    return " ".join(sentences)
+
+
+# -- one run ------------------------------------------------------------------------------------------------------
+def _weights_of(model: RateRNN) -> Any:
+    return model.weights()
+
+
+def analyze_run(
+    run: str | Path | io.Run,
+    *,
+    config: ReportConfig = ReportConfig(),
+    rng: np.random.Generator | int,
+    name: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> RunAnalysis:
+    """Compute every section of a run's report. run: a run directory or a loaded ``Run``; progress: called with
+    each section's name before it is computed."""
+    loaded = run if isinstance(run, io.Run) else io.load_run(run)
+    rng = as_generator(rng, name="rng")
+    seconds: dict[str, float] = {}
+    notes: list[str] = []
+    step = progress or (lambda _name: None)
+
+    def timed(section: str, compute: Callable[[], Any]) -> Any:
+        step(section)
+        began = time.perf_counter()
+        value = compute()
+        seconds[section] = time.perf_counter() - began
+        return value
+
+    task, model = loaded.task, loaded.model
+    history = tuple(io.read_metrics(loaded.path))
+    if not history:
+        notes.append("no metrics.jsonl: learning curves unavailable (imported or designed network)")
+    evaluation = timed("behaviour", lambda: evaluate(model, task, trials=config.trials, rng=rng))
+
+    def behaviour() -> tuple[Psychometric, ExampleTrials]:
+        batch = task.sample(config.trials, rng=rng)
+        outputs, _ = simulate(model, batch, rng=rng)
+        return psychometric(outputs, batch), example_trials(outputs, batch, task, config.example_trials)
+
+    curves, examples = timed("psychometric", behaviour)
+    weights = _weights_of(model)
+    latent = populations = None
+    if isinstance(weights, LowRankWeights):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            latent = timed("latent", lambda: _latent(weights, task, config, rng))
+        populations = timed("populations", lambda: _populations(weights, task, config, rng))
+        notes += list(populations.notes)
+    else:
+        notes.append("full-rank network: latent and population analyses need a low-rank network")
+    analysis = RunAnalysis(
+        name=name or (loaded.path.name if loaded.path is not None else "network"), path=loaded.path,
+        config=loaded.config, task=task, history=history, evaluation=evaluation, psychometric=curves,
+        examples=examples, latent=latent, populations=populations, summary="",
+        weights=weights if isinstance(weights, LowRankWeights) else None, report_config=config, notes=tuple(notes),
+        seconds=seconds,
+    )
+    return dataclasses.replace(analysis, summary=describe_mechanism(analysis))
