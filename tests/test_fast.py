@@ -45,7 +45,7 @@ def plain_loss_and_grads(model, u, y, mask, xi):
     loss = plain_masked_mse(model(u, noise=torch.from_numpy(xi)), y, mask)
     loss.backward()
     grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.requires_grad}
-    return float(loss), grads
+    return float(loss.detach()), grads
 
 
 def fast_loss_and_grads(model, u, y, mask, seed):
@@ -53,10 +53,12 @@ def fast_loss_and_grads(model, u, y, mask, seed):
     loss = fast_loss(model, u, y, mask, seed=seed)
     loss.backward()
     grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.requires_grad}
-    return float(loss), grads, loss
+    return float(loss.detach()), grads, loss
 
 
 CASES = [
+    dict(rank=1, inputs=1, outputs=1, train_inputs=True, train_outputs=True, train_h0=True, partial_mask=True),
+    dict(rank=2, inputs=2, outputs=1, train_inputs=False, train_outputs=False, train_h0=False, partial_mask=False),
     dict(rank=1, inputs=3, outputs=1, train_inputs=True, train_outputs=True, train_h0=False, partial_mask=False),
     dict(rank=2, inputs=2, outputs=3, train_inputs=False, train_outputs=True, train_h0=True, partial_mask=True),
     dict(rank=2, inputs=1, outputs=2, train_inputs=True, train_outputs=False, train_h0=True, partial_mask=False),
@@ -112,7 +114,7 @@ def test_ensemble_members_equal_single_networks_and_backward_scales():
     for k, model in enumerate(models):
         single = fast_loss(model, *batches[k], seed=seeds[k])
         single.backward()
-        assert float(losses[k]) == pytest.approx(float(single), rel=1e-6)
+        assert float(losses[k].detach()) == pytest.approx(float(single.detach()), rel=1e-6)
         factor = [1.0, 2.0, 0.5][k]
         np.testing.assert_allclose(params["m"].grad[k].numpy(), factor * model.m.grad.numpy(), rtol=1e-6, atol=1e-9)
         np.testing.assert_allclose(params["w_out"].grad[k].numpy(), factor * model.w_out.grad.numpy(), rtol=1e-6, atol=1e-9)
@@ -196,10 +198,13 @@ def test_noise_is_independent_across_trials_steps_neurons_and_seeds():
 def test_zero_mask_trial_contributes_zero_and_bad_input_is_rejected():
     model = build_model(ModelConfig(size=16, inputs=1, rank=1), generator=torch.Generator().manual_seed(0))
     u, y, mask = make_batch(4, 9, 1, 1, seed=0, partial_mask=False)
-    full = fast_loss(model, u, y, mask, seed=1)
+    full = fast_loss(model, u, y, mask, seed=1).detach()
     mask2 = mask.clone()
     mask2[0] = 0
-    part = fast_loss(model, u, y, mask2, seed=1)
+    with torch.no_grad():  # the forward-only path
+        part = fast_loss(model, u, y, mask2, seed=1)
+        assert part.grad_fn is None
+    assert float(fast_loss(model, u, y, mask2, seed=1).detach()) == pytest.approx(float(part), rel=1e-6)
     with torch.no_grad():
         xi = torch.from_numpy(fast_noise((4, 9, 16), 1))
         per_trial = ((y - model(u, noise=xi)) ** 2).mean(-1).mean(-1)
@@ -212,3 +217,30 @@ def test_zero_mask_trial_contributes_zero_and_bad_input_is_rejected():
         fast_loss(model, u, y, mask, seed=-1)
     with pytest.raises(RnnscopeError, match="inputs"):
         fast_loss(model, u[..., :0], y, mask, seed=1)
+    params = {name: t.detach() for name, t in stack_parameters([model]).items()}
+    with pytest.raises(RnnscopeError, match="alpha"):
+        fast_outputs(params, u, seeds=[0], alpha=1.5)
+    with pytest.raises(RnnscopeError, match="noise_std"):
+        fast_outputs(params, u, seeds=[0], noise_std=[-0.1])
+    with pytest.raises(RnnscopeError, match="params"):
+        fast_outputs({"m": params["m"]}, u, seeds=[0])
+
+
+def test_results_do_not_depend_on_the_number_of_threads():
+    import numba
+
+    model = build_model(ModelConfig(size=40, inputs=2, outputs=2, rank=2), generator=torch.Generator().manual_seed(1))
+    u, y, mask = make_batch(7, 12, 2, 2, seed=3, partial_mask=True)
+    before = numba.get_num_threads()
+    results = []
+    try:
+        for threads in sorted({1, before}):
+            numba.set_num_threads(threads)
+            model.zero_grad()
+            loss = fast_loss(model, u, y, mask, seed=11)
+            loss.backward()
+            results.append([loss.detach().clone()] + [p.grad.clone() for p in model.parameters() if p.grad is not None])
+    finally:
+        numba.set_num_threads(before)
+    for a, b in zip(results[0], results[-1], strict=True):
+        assert torch.equal(a, b)

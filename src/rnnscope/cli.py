@@ -69,20 +69,32 @@ def tasks_command(as_json: bool) -> None:
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N] (cuda uses the PyTorch path).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory to write.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
+@click.option("--ensemble", type=int, default=1, show_default=True,
+              help="Train K networks at once (seeds SEED..SEED+K-1) into OUT/net00, OUT/net01, ...")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @json_option
 def train_command(task, task_options, rank, full_rank, size, epochs, seed, lr, batch_size, train_trials, noise_std,
-                  target_accuracy, backend, device, out, resume, quiet, as_json) -> None:
+                  target_accuracy, backend, device, out, resume, ensemble, quiet, as_json) -> None:
     """Train a network on a task and write a run directory."""
+    import numpy as np
+
     from rnnscope.models import ModelConfig
     from rnnscope.tasks import make_task
-    from rnnscope.training import TrainingConfig, train
+    from rnnscope.training import TrainingConfig, train, train_ensemble
 
     the_task = make_task(task, _task_options(task, task_options))
     model = ModelConfig(size=size, inputs=len(the_task.input_names), outputs=len(the_task.output_names),
                         rank=None if full_rank else rank, noise_std=noise_std)
     config = TrainingConfig(epochs=epochs, lr=lr, batch_size=batch_size, train_trials=train_trials,
                             target_accuracy=target_accuracy, backend=backend, device=device)
+    if ensemble != 1:
+        if ensemble < 1 or resume:
+            raise RnnscopeError(f"--ensemble: must be >= 1 and cannot be resumed, got {ensemble}")
+        trained = train_ensemble(the_task, model, config, seeds=range(seed, seed + ensemble), out=out, progress=not quiet)
+        _emit(trained.to_dict(), as_json, lambda d: (
+            f"trained {d['networks']} networks; validation accuracy min {min(d['validation_accuracy']):.3f}, "
+            f"mean {np.mean(d['validation_accuracy']):.3f}\nrun directories: {d['path']}/net00 ..."))
+        return
     result = train(the_task, model, config, seed=seed, out=out, resume=resume, progress=not quiet)
     summary = result.to_dict()
     _emit(summary, as_json, lambda d: (

@@ -585,6 +585,15 @@ def simulate_networks(
     if inputs.shape[-1] != batch.w_in.shape[-1]:
         raise RnnscopeError(f"inputs: the networks take {batch.w_in.shape[-1]} inputs, got shape {inputs.shape}")
     rng = as_generator(rng, name="rng")
+    if emit is None and torch.device(device).type == "cpu":
+        # the fused CPU kernel: every network and trial in one call, noise generated in the kernel (one seed for
+        # all networks gives them the same noise, as shared_noise asks)
+        from rnnscope.models._fast import fast_outputs
+
+        seeds = [int(rng.integers(2**63 - 1))] * batch.networks if shared_noise else [
+            int(s) for s in rng.integers(2**63 - 1, size=batch.networks)]
+        params = {"m": batch.m, "n": batch.n, "w_in": batch.w_in, "w_out": batch.w_out, "h0": batch.h0}
+        return fast_outputs(params, inputs, seeds=seeds, alpha=batch.alpha, noise_std=batch.noise_std).astype(np.float64)
     generator = torch.Generator(device=device).manual_seed(int(rng.integers(2**63 - 1)))
     as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
     m, n, w_in, w_out, h0 = (as_tensor(a) for a in (batch.m, batch.n, batch.w_in, batch.w_out, batch.h0))

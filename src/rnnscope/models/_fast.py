@@ -18,21 +18,27 @@ A trial whose mask sums to 0 contributes 0 (it still counts in the mean over tri
 
 Kernel design: one thread runs one trial (low-rank) or a fixed block of ``_CHUNK`` trials (full-rank) through all
 steps forward, storing ``tanh(x)``, then backward through time by hand, into per-trial (per-block) gradient buffers
-that are summed afterwards in a fixed order. Thread count is taken from ``numba.set_num_threads`` of the caller.
-All arrays are contiguous float32; weights are transposed to (columns, size) so that loops over neurons vectorise.
+that are summed afterwards in a fixed order, so results are bit-identical for any number of threads. The trials are
+split into ``numba.get_num_threads()`` ranges (set by the caller with ``numba.set_num_threads``), run by GIL-free
+kernels on a small thread pool. All arrays are contiguous float32; weights are transposed to (columns, size) so
+that loops over neurons vectorise; tanh, log, sin and cos are plain-arithmetic float32 versions that vectorise.
+Kernels are cached on disk by numba (``cache=True``: ``__pycache__`` beside this file, or numba's user cache
+directory when that is not writable); :func:`warm_up` compiles or loads them all.
 """
 
 from __future__ import annotations
 
-import math
+import functools
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numba
 import numpy as np
 import torch
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import intrinsic
 
 from rnnscope.errors import RnnscopeError
@@ -55,9 +61,9 @@ _U64 = np.uint64
 _GAMMA = _U64(0x9E3779B97F4A7C15)
 _M1 = _U64(0xBF58476D1CE4E5B9)
 _M2 = _U64(0x94D049BB133111EB)
-_S30, _S27, _S31, _S40 = _U64(30), _U64(27), _U64(31), _U64(40)
-_LOW24 = _U64(0xFFFFFF)
-_TWO_M24 = np.float32(1.0 / 16777216.0)
+_S30, _S27, _S31, _S41 = _U64(30), _U64(27), _U64(31), _U64(41)
+_LOW23 = _U64(0x7FFFFF)
+_ONE_BITS = _U64(0x3F800000)  # the bits of 1.0f
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -122,7 +128,8 @@ def _tanh(x):
 def _log(x):
     """Natural log of a positive normal float32 (Cephes logf, ~1 ulp)."""
     bits = _f32_bits(x)
-    e = np.float32(((bits >> 23) & 0xFF) - 126)
+    # exponent as a float without an int -> float conversion: 2^23 + e read back from the bits of a float
+    e = _bits_f32(np.int32(((bits >> 23) & 0xFF) | 0x4B000000)) - np.float32(8388608.0 + 126.0)
     m = _bits_f32(np.int32((bits & 0x007FFFFF) | 0x3F000000))  # in [0.5, 1)
     small = m < np.float32(0.707106781186547524)
     e = e - np.float32(1.0) if small else e
@@ -162,12 +169,13 @@ def _stream_key(seed, trial, step):
 def _gauss_pair(key, p):
     """Two independent standard Gaussians for neuron pair p of the stream ``key`` (Box-Muller).
 
-    ``key + (p + 1) * gamma`` is hashed to 64 bits: the top 24 bits give u1 in (0, 1), the low 24 bits w in
-    [-1/2, 1/2); the pair is ``rho cos(2 pi w), rho sin(2 pi w)`` with ``rho = sqrt(-2 log u1)``.
+    ``key + (p + 1) * gamma`` is hashed to 64 bits: the top 23 bits give u1 in (0, 1], the low 23 bits w in
+    [-1/2, 1/2) (each as the mantissa of a float in [1, 2)); the pair is ``rho cos(2 pi w), rho sin(2 pi w)`` with
+    ``rho = sqrt(-2 log u1)`` (so |xi| <= sqrt(46 log 2) = 5.6).
     """
     h = _mix64(key + _U64(p + 1) * _GAMMA)
-    u1 = (np.float32(h >> _S40) + np.float32(0.5)) * _TWO_M24
-    w = np.float32(h & _LOW24) * _TWO_M24 - np.float32(0.5)
+    u1 = np.float32(2.0) - _bits_f32(np.int32((h >> _S41) | _ONE_BITS))
+    w = _bits_f32(np.int32((h & _LOW23) | _ONE_BITS)) - np.float32(1.5)
     rho = _sqrt(np.float32(-2.0) * _log(u1))
     qi = np.int32(np.float32(4.0) * w + np.float32(2.5))  # floor(4 w + 1/2) + 2 in {0, ..., 4}: the quadrant
     y = (w - np.float32(0.25) * np.float32(qi - 2)) * np.float32(6.283185307179586)  # in [-pi/4, pi/4]
@@ -188,13 +196,13 @@ def _gauss_pair(key, p):
     return rho * sign_c * c, rho * sign_s * s
 
 
-@njit(error_model="numpy", cache=True)
+@njit(fastmath={"contract"}, error_model="numpy", cache=True)
 def _fill_noise(seed, trial, step, out):
     """Standard Gaussian xi of one (trial, step) for neurons 0..size-1: out (size,) float32.
 
     With ``half = size // 2``, neuron p < half takes the cosine and neuron half + p the sine of pair p of
-    :func:`_gauss_pair` (an odd last neuron takes the cosine of pair ``half``). Compiled without fast-math, so every
-    caller gets bit-identical numbers.
+    :func:`_gauss_pair` (an odd last neuron takes the cosine of pair ``half``). Compiled once without reassociation, and every
+    caller (the kernels and :func:`fast_noise`) calls this build, so all get bit-identical numbers.
     """
     key = _stream_key(seed, trial, step)
     size = out.shape[0]
@@ -210,13 +218,23 @@ def _fill_noise(seed, trial, step, out):
         out[size - 1] = c
 
 
-@njit(parallel=True, error_model="numpy", cache=True)
-def _noise_kernel(seed, out):
-    trials, time, _ = out.shape
-    for item in prange(trials * time):
+@njit(nogil=True, error_model="numpy", cache=True)
+def _noise_items(lo, hi, seed, out):
+    """xi of items lo..hi-1 of out (trials, time, size), item = trial * time + step."""
+    time = out.shape[1]
+    for item in range(lo, hi):
         b = item // time
         t = item - b * time
         _fill_noise(seed, b, t, out[b, t])
+
+
+@njit(inline="always")
+def _scored_steps(mask):
+    """1 + the last step with a non-zero mask (0 if none): mask (time,)."""
+    for t in range(mask.shape[0] - 1, -1, -1):
+        if mask[t] != 0:
+            return t + 1
+    return 0
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -286,17 +304,23 @@ def _lowrank_forward(mT, nT, winT, woutT, h0, u, alpha, noise_std, scale, seed, 
 @njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
 def _lowrank_trial_grad(
     mT, nT, winT, woutT, h0, u, y, mask, weight, alpha, noise_std, scale, seed, trial,
-    gm, gn, gwin, gwout, gh0, want_win, want_wout,
+    gm, gn, gwin, gwout, gh0, want_win, want_wout, work_rs, work_kap, work_zs,
 ):
     """Loss of one trial times ``weight`` (float64) and its gradients, added into gm, gn (rank, size),
-    gwin (inputs, size), gwout (outputs, size), gh0 (size,). u: (time, inputs); y: (time, outputs); mask: (time,)."""
+    gwin (inputs, size), gwout (outputs, size), gh0 (size,). u: (time, inputs); y: (time, outputs); mask: (time,).
+    work_rs (time+1, size), work_kap (time, rank), work_zs (time, outputs): scratch space, reused across trials
+    (allocating it per trial costs page faults and, with several threads, TLB shootdowns)."""
     size = h0.shape[0]
-    time, inputs = u.shape
+    inputs = u.shape[1]
     rank = mT.shape[0]
     outputs = woutT.shape[0]
-    rs = np.empty((time + 1, size), np.float32)
-    kap = np.empty((time, rank), np.float32)
-    zs = np.empty((time, outputs), np.float32)
+    time = _scored_steps(mask)  # steps after the last scored one do not change the loss
+    if time == 0:
+        return 0.0
+    u = u[:time]
+    rs = work_rs[: time + 1]
+    kap = work_kap[:time]
+    zs = work_zs[:time]
     _lowrank_forward(mT, nT, winT, woutT, h0, u, alpha, noise_std, scale, seed, trial, rs, kap, zs, zs, False)
     loss = 0.0
     for t in range(time):
@@ -324,8 +348,10 @@ def _lowrank_trial_grad(
                     gw = gwout[o]
                     for i in range(size):
                         gw[i] += g * rn[i]
-                for i in range(size):
-                    d[i] += g * wo[i] * (np.float32(1.0) - rn[i] * rn[i])
+                        d[i] += g * wo[i] * (np.float32(1.0) - rn[i] * rn[i])
+                else:
+                    for i in range(size):
+                        d[i] += g * wo[i] * (np.float32(1.0) - rn[i] * rn[i])
         # d = dL/dx_{t+1}; x_{t+1} = leak x_t + alpha (m kap_t + W_in u_t) + noise
         if want_win:
             for j in range(inputs):
@@ -339,13 +365,12 @@ def _lowrank_trial_grad(
         for k in range(rank):
             acc = np.float32(0.0)
             mk = mT[k]
-            for i in range(size):
-                acc += mk[i] * d[i]
-            mu[k] = acc
             c = alpha * kap[t, k]
             gk = gm[k]
             for i in range(size):
+                acc += mk[i] * d[i]
                 gk[i] += c * d[i]
+            mu[k] = acc
         for i in range(size):
             back[i] = np.float32(0.0)
         for k in range(rank):
@@ -362,36 +387,42 @@ def _lowrank_trial_grad(
     return loss
 
 
-@njit(parallel=True, fastmath=_FASTMATH, error_model="numpy", cache=True)
-def _lowrank_grad_kernel(
-    mT, nT, winT, woutT, h0, u, y, mask, weights, alpha, noise_std, scale, seeds, want_win, want_wout,
+@njit(nogil=True, fastmath=_FASTMATH, error_model="numpy", cache=True)
+def _lowrank_grad_items(
+    lo, hi, mT, nT, winT, woutT, h0, u, y, mask, weights, alpha, noise_std, scale, seeds, want_win, want_wout,
     gm, gn, gwin, gwout, gh0, losses,
 ):
     """Networks k, trials b: mT, nT (K, rank, size); winT (K, inputs, size); woutT (K, outputs, size); h0 (K, size);
     u (K, B, time, inputs); y (K, B, time, outputs); mask, weights (K, B, time) / (K, B); alpha, noise_std, scale (K,);
-    seeds (K,). Per-trial gradients gm, gn (K, B, rank, size) ... and losses (K, B) are filled (zeroed by caller)."""
-    networks, trials = weights.shape
-    for item in prange(networks * trials):
+    seeds (K,). Items lo..hi-1 (item = k * B + b) fill their per-trial gradients gm, gn (K, B, rank, size) ... and
+    losses (K, B) (zeroed by the caller)."""
+    trials = weights.shape[1]
+    time, size, rank, outputs = u.shape[2], h0.shape[1], mT.shape[1], woutT.shape[1]
+    work_rs = np.empty((time + 1, size), np.float32)
+    work_kap = np.empty((time, rank), np.float32)
+    work_zs = np.empty((time, outputs), np.float32)
+    for item in range(lo, hi):
         k = item // trials
         b = item - k * trials
         losses[k, b] = _lowrank_trial_grad(
             mT[k], nT[k], winT[k], woutT[k], h0[k], u[k, b], y[k, b], mask[k, b], weights[k, b],
             alpha[k], noise_std[k], scale[k], seeds[k], b,
-            gm[k, b], gn[k, b], gwin[k, b], gwout[k, b], gh0[k, b], want_win, want_wout,
+            gm[k, b], gn[k, b], gwin[k, b], gwout[k, b], gh0[k, b], want_win, want_wout, work_rs, work_kap, work_zs,
         )
 
 
-@njit(parallel=True, fastmath=_FASTMATH, error_model="numpy", cache=True)
-def _lowrank_sim_kernel(mT, nT, winT, woutT, h0, u, alpha, noise_std, scale, seeds, zs, xs, keep_x):
-    """Forward only: zs (K, B, time, outputs); xs (K, B, time, size) when keep_x (else any (K, B, 1, 1) array)."""
-    networks, trials = zs.shape[0], zs.shape[1]
+@njit(nogil=True, fastmath=_FASTMATH, error_model="numpy", cache=True)
+def _lowrank_sim_items(lo, hi, mT, nT, winT, woutT, h0, u, alpha, noise_std, scale, seeds, zs, xs, keep_x):
+    """Forward only, items lo..hi-1 (item = k * B + b): zs (K, B, time, outputs); xs (K, B, time, size) when keep_x
+    (else any (K, B, 1, 1) array)."""
+    trials = zs.shape[1]
     time, size = u.shape[2], h0.shape[1]
     rank = mT.shape[1]
-    for item in prange(networks * trials):
+    rs = np.empty((time + 1, size), np.float32)
+    kap = np.empty((time, rank), np.float32)
+    for item in range(lo, hi):
         k = item // trials
         b = item - k * trials
-        rs = np.empty((time + 1, size), np.float32)
-        kap = np.empty((time, rank), np.float32)
         _lowrank_forward(
             mT[k], nT[k], winT[k], woutT[k], h0[k], u[k, b], alpha[k], noise_std[k], scale[k], seeds[k], b,
             rs, kap, zs[k, b], xs[k, b], keep_x,
@@ -458,14 +489,19 @@ def _fullrank_forward(J, winT, woutT, h0, u, alpha, noise_std, scale, seed, firs
 @njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
 def _fullrank_block_grad(
     J, winT, woutT, h0, u, y, mask, weight, alpha, noise_std, scale, seed, first,
-    gJ, gwin, gwout, gh0, losses, want_win, want_wout,
+    gJ, gwin, gwout, gh0, losses, want_win, want_wout, work_rs,
 ):
     """Losses (C,) times weight and gradients of trials first .. first+C-1, added into gJ (size, size),
-    gwin (inputs, size), gwout (outputs, size), gh0 (size,). u (C, time, inputs); y (C, time, outputs); mask (C, time)."""
+    gwin (inputs, size), gwout (outputs, size), gh0 (size,). u (C, time, inputs); y (C, time, outputs); mask (C, time);
+    work_rs (_CHUNK, time+1, size): scratch space reused across blocks."""
     size = h0.shape[0]
-    chunk, time, inputs = u.shape
+    chunk, inputs = u.shape[0], u.shape[2]
     outputs = woutT.shape[0]
-    rs = np.empty((chunk, time + 1, size), np.float32)
+    time = 0
+    for c in range(chunk):
+        time = max(time, _scored_steps(mask[c]))
+    u = u[:, :time]
+    rs = work_rs[:chunk, : time + 1]
     zs = np.empty((chunk, time, outputs), np.float32)
     _fullrank_forward(J, winT, woutT, h0, u, alpha, noise_std, scale, seed, first, rs, zs, zs, False)
     for c in range(chunk):
@@ -529,62 +565,87 @@ def _fullrank_block_grad(
             gh0[i] += d[c, i]
 
 
-@njit(parallel=True, fastmath=_FASTMATH, error_model="numpy", cache=True)
-def _fullrank_grad_kernel(
-    J, winT, woutT, h0, u, y, mask, weights, alpha, noise_std, scale, seeds, want_win, want_wout,
+@njit(nogil=True, fastmath=_FASTMATH, error_model="numpy", cache=True)
+def _fullrank_grad_items(
+    lo, hi, J, winT, woutT, h0, u, y, mask, weights, alpha, noise_std, scale, seeds, want_win, want_wout,
     gJ, gwin, gwout, gh0, losses,
 ):
-    """As :func:`_lowrank_grad_kernel` with J (K, size, size); gradients are per block of _CHUNK trials:
-    gJ (K, blocks, size, size), gwin (K, blocks, inputs, size), gwout (K, blocks, outputs, size), gh0 (K, blocks, size)."""
-    networks, trials = weights.shape
+    """As :func:`_lowrank_grad_items` with J (K, size, size), items = (network, block of _CHUNK trials); gradients are
+    per block: gJ (K, blocks, size, size), gwin (K, blocks, inputs, size), gwout (K, blocks, outputs, size),
+    gh0 (K, blocks, size)."""
+    trials = weights.shape[1]
     blocks = (trials + _CHUNK - 1) // _CHUNK
-    for item in prange(networks * blocks):
+    work_rs = np.empty((_CHUNK, u.shape[2] + 1, h0.shape[1]), np.float32)
+    for item in range(lo, hi):
         k = item // blocks
         blk = item - k * blocks
-        lo = blk * _CHUNK
-        hi = min(lo + _CHUNK, trials)
+        first = blk * _CHUNK
+        last = min(first + _CHUNK, trials)
         _fullrank_block_grad(
-            J[k], winT[k], woutT[k], h0[k], u[k, lo:hi], y[k, lo:hi], mask[k, lo:hi], weights[k, lo:hi],
-            alpha[k], noise_std[k], scale[k], seeds[k], lo,
-            gJ[k, blk], gwin[k, blk], gwout[k, blk], gh0[k, blk], losses[k, lo:hi], want_win, want_wout,
+            J[k], winT[k], woutT[k], h0[k], u[k, first:last], y[k, first:last], mask[k, first:last],
+            weights[k, first:last], alpha[k], noise_std[k], scale[k], seeds[k], first,
+            gJ[k, blk], gwin[k, blk], gwout[k, blk], gh0[k, blk], losses[k, first:last], want_win, want_wout, work_rs,
         )
 
 
-@njit(parallel=True, fastmath=_FASTMATH, error_model="numpy", cache=True)
-def _fullrank_sim_kernel(J, winT, woutT, h0, u, alpha, noise_std, scale, seeds, zs, xs, keep_x):
-    """Forward only, as :func:`_lowrank_sim_kernel` with J (K, size, size)."""
-    networks, trials = zs.shape[0], zs.shape[1]
+@njit(nogil=True, fastmath=_FASTMATH, error_model="numpy", cache=True)
+def _fullrank_sim_items(lo, hi, J, winT, woutT, h0, u, alpha, noise_std, scale, seeds, zs, xs, keep_x):
+    """Forward only, as :func:`_lowrank_sim_items` with J (K, size, size) and items (network, block of trials)."""
+    trials = zs.shape[1]
     time, size = u.shape[2], h0.shape[1]
     blocks = (trials + _CHUNK - 1) // _CHUNK
-    for item in prange(networks * blocks):
+    work_rs = np.empty((_CHUNK, time + 1, size), np.float32)
+    for item in range(lo, hi):
         k = item // blocks
         blk = item - k * blocks
-        lo = blk * _CHUNK
-        hi = min(lo + _CHUNK, trials)
-        rs = np.empty((hi - lo, time + 1, size), np.float32)
+        first = blk * _CHUNK
+        last = min(first + _CHUNK, trials)
         _fullrank_forward(
-            J[k], winT[k], woutT[k], h0[k], u[k, lo:hi], alpha[k], noise_std[k], scale[k], seeds[k], lo,
-            rs, zs[k, lo:hi], xs[k, lo:hi], keep_x,
+            J[k], winT[k], woutT[k], h0[k], u[k, first:last], alpha[k], noise_std[k], scale[k], seeds[k], first,
+            work_rs[: last - first], zs[k, first:last], xs[k, first:last], keep_x,
         )
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Python side: validation, layout, autograd
+# Python side: threads, validation, layout, autograd
+
+
+@functools.cache
+def _executor(workers: int, pid: int) -> ThreadPoolExecutor:
+    """A pool of ``workers`` threads for process ``pid``, made on first use (the kernels release the GIL).
+    Keyed by pid because a forked child inherits the pool object but not its threads."""
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rnnscope-fast")
+
+
+def _run_items(kernel, items: int, *args) -> None:
+    """Run ``kernel(lo, hi, *args)`` over items 0..items-1 split into ``numba.get_num_threads()`` contiguous ranges.
+
+    Each item writes only its own outputs, so the result does not depend on the split. (Plain threads around
+    GIL-free kernels instead of ``prange``: a cold compile of all kernels took 26 s instead of 63 s.)
+    """
+    workers = min(numba.get_num_threads(), items)
+    if workers <= 1:
+        kernel(0, items, *args)
+        return
+    bounds = [items * w // workers for w in range(workers + 1)]
+    pool = _executor(workers, os.getpid())
+    futures = [pool.submit(kernel, bounds[w], bounds[w + 1], *args) for w in range(1, workers)]
+    kernel(bounds[0], bounds[1], *args)  # the calling thread takes the first range
+    for future in futures:
+        future.result()
 
 _LOW_RANK_KEYS = ("m", "n", "w_in", "w_out", "h0")
 _FULL_RANK_KEYS = ("J", "w_in", "w_out", "h0")
 
 
 def _seed_array(seeds, networks: int) -> np.ndarray:
-    values = np.atleast_1d(np.asarray(seeds, dtype=object))
-    if values.ndim != 1 or values.shape[0] != networks:
-        raise RnnscopeError(f"seeds: expected {networks} seeds, got {np.shape(seeds)}")
-    out = np.empty(networks, np.uint64)
-    for k, value in enumerate(values):
+    values = [seeds] if isinstance(seeds, (int, np.integer)) or not hasattr(seeds, "__len__") else list(seeds)
+    if len(values) != networks:
+        raise RnnscopeError(f"seeds: expected {networks} seeds, got {len(values)}")
+    for value in values:
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not 0 <= int(value) < 2**64:
             raise RnnscopeError(f"seeds: expected integers in [0, 2**64), got {value!r}")
-        out[k] = np.uint64(int(value))
-    return out
+    return np.array([int(value) for value in values], dtype=np.uint64)
 
 
 def fast_noise(shape: tuple[int, int, int], seed: int) -> np.ndarray:
@@ -596,7 +657,7 @@ def fast_noise(shape: tuple[int, int, int], seed: int) -> np.ndarray:
     if len(shape) != 3 or any(not isinstance(s, (int, np.integer)) or s < 0 for s in shape):
         raise RnnscopeError(f"shape: expected (trials, time, size) of non-negative ints, got {shape!r}")
     out = np.empty(tuple(int(s) for s in shape), np.float32)
-    _noise_kernel(_seed_array(seed, 1)[0], out)
+    _run_items(_noise_items, out.shape[0] * out.shape[1], _seed_array(seed, 1)[0], out)
     return out
 
 
@@ -620,12 +681,29 @@ def _per_network(value, networks: int, name: str) -> np.ndarray:
     return array.astype(np.float32)
 
 
+def _check_alpha(alpha: np.ndarray) -> np.ndarray:
+    if not np.all((alpha > 0) & (alpha <= 1)):
+        raise RnnscopeError(f"alpha: must be in (0, 1], got {alpha.tolist()}")
+    return alpha
+
+
+def _check_noise(noise_std: np.ndarray) -> np.ndarray:
+    if not np.all(noise_std >= 0):
+        raise RnnscopeError(f"noise_std: must be >= 0, got {noise_std.tolist()}")
+    return noise_std
+
+
 def _as_np(tensor, name: str) -> np.ndarray:
+    """A C-contiguous, writeable float32 array (numba compiles one version for those), copying only if needed."""
     if isinstance(tensor, torch.Tensor):
         if tensor.device.type != "cpu":
             raise RnnscopeError(f"{name}: the fast path runs on CPU, got a tensor on {tensor.device}")
         tensor = tensor.detach().numpy()
-    return np.ascontiguousarray(tensor, dtype=np.float32)
+    elif not isinstance(tensor, np.ndarray):
+        tensor = np.asarray(tensor)
+    if tensor.dtype != np.float32 or not tensor.flags.c_contiguous or not tensor.flags.writeable:
+        tensor = np.array(tensor, dtype=np.float32, order="C")
+    return tensor
 
 
 def _columns_first(array: np.ndarray) -> np.ndarray:
@@ -667,7 +745,7 @@ def _check_batch(inputs, networks: int, n_inputs: int, name: str = "inputs") -> 
             f"{name}: expected shape (trials, time, {n_inputs}) or ({networks}, trials, time, {n_inputs}), "
             f"got {tuple(np.shape(inputs))}"
         )
-    return np.ascontiguousarray(array)
+    return _as_np(array, name)
 
 
 def _scales(kind: str, size: int, readout_scale, networks: int) -> np.ndarray:
@@ -706,10 +784,11 @@ class _EnsembleLoss(torch.autograd.Function):
         common = (_columns_first(w_in), _columns_first(w_out), h0, u, y, mask, weights,
                   spec.alpha, spec.noise_std, spec.scale, spec.seeds, want_win, want_wout)
         if spec.kind == "low-rank":
-            _lowrank_grad_kernel(_columns_first(m), _columns_first(n), *common, *g_rec, gwin, gwout, gh0, losses)
+            _run_items(_lowrank_grad_items, networks * trials, _columns_first(m), _columns_first(n), *common, *g_rec,
+                       gwin, gwout, gh0, losses)
             grads = [g.sum(axis=1, dtype=np.float64).transpose(0, 2, 1) for g in g_rec]
         else:
-            _fullrank_grad_kernel(J, *common, *g_rec, gwin, gwout, gh0, losses)
+            _run_items(_fullrank_grad_items, networks * slots, J, *common, *g_rec, gwin, gwout, gh0, losses)
             grads = [g_rec[0].sum(axis=1, dtype=np.float64)]
         grads.append(gwin.sum(axis=1, dtype=np.float64).transpose(0, 2, 1) if want_win else None)
         grads.append(gwout.sum(axis=1, dtype=np.float64).transpose(0, 2, 1) if want_wout else None)
@@ -720,7 +799,7 @@ class _EnsembleLoss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_losses):
         out = []
-        for needed, grad in zip(ctx.needs_input_grad[5:], ctx.grads):
+        for needed, grad in zip(ctx.needs_input_grad[5:], ctx.grads, strict=True):
             if not needed or grad is None:
                 out.append(None)
             else:
@@ -729,7 +808,9 @@ class _EnsembleLoss(torch.autograd.Function):
         return (None, None, None, None, None, *out)
 
 
-def _loss_inputs(arrays_params, inputs, targets, mask, networks, n_in, n_out):
+def _loss_inputs(inputs, targets, mask, networks: int, n_in: int, n_out: int):
+    """u (K, trials, time, inputs), y (K, trials, time, outputs), mask (K, trials, time) as float32 arrays, and the
+    per-trial loss weights (K, trials) = 1 / (trials * scored steps), 0 for a trial with no scored step."""
     u = _check_batch(inputs, networks, n_in, "inputs")
     y = _check_batch(targets, networks, n_out, "targets")
     trials, time = u.shape[1], u.shape[2]
@@ -740,7 +821,7 @@ def _loss_inputs(arrays_params, inputs, targets, mask, networks, n_in, n_out):
         mk = np.broadcast_to(mk, (networks,) + mk.shape)
     if mk.shape != (networks, trials, time):
         raise RnnscopeError(f"mask: expected shape ({trials}, {time}) or ({networks}, {trials}, {time}), got {tuple(np.shape(mask))}")
-    mk = np.ascontiguousarray(mk)
+    mk = _as_np(mk, "mask")
     counts = mk.sum(axis=2, dtype=np.float64)
     with np.errstate(divide="ignore"):
         weights = np.where(counts != 0, 1.0 / (trials * np.where(counts != 0, counts, 1.0)), 0.0)
@@ -766,20 +847,28 @@ def fast_loss_ensemble(
     (trials, time, outputs); mask: (K, trials, time) or (trials, time). seeds: K ints; network k uses
     ``fast_noise((trials, time, size), seeds[k])``. alpha, noise_std, readout_scale: one value or K values;
     readout_scale defaults to 1/size (low-rank) or 1 (full-rank), as in the models.
-    Returns losses (K,); ``losses.sum().backward()`` fills each network's gradients.
+    Returns losses (K,); ``losses.sum().backward()`` fills each network's gradients. Under ``torch.no_grad()`` or
+    when no parameter requires grad, the forward-only kernel computes the losses (and they carry no grad_fn).
     """
     kind, arrays, networks, size = _check_params(params)
     n_in, n_out = arrays["w_in"].shape[2], arrays["w_out"].shape[2]
-    u, y, mk, weights = _loss_inputs(arrays, inputs, targets, mask, networks, n_in, n_out)
+    u, y, mk, weights = _loss_inputs(inputs, targets, mask, networks, n_in, n_out)
     spec = _Spec(
         kind=kind,
-        alpha=_per_network(alpha, networks, "alpha"),
-        noise_std=_per_network(noise_std, networks, "noise_std"),
+        alpha=_check_alpha(_per_network(alpha, networks, "alpha")),
+        noise_std=_check_noise(_per_network(noise_std, networks, "noise_std")),
         scale=_scales(kind, size, readout_scale, networks),
         seeds=_seed_array(seeds, networks),
     )
     keys = _FULL_RANK_KEYS if kind == "full-rank" else _LOW_RANK_KEYS
-    return _EnsembleLoss.apply(spec, u, y, mk, weights, *(params[key] for key in keys))
+    tensors = [params[key] for key in keys]
+    if torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors):
+        return _EnsembleLoss.apply(spec, u, y, mk, weights, *tensors)
+    # no gradients wanted: the forward-only kernel, then the loss here
+    z = _simulate(params, u, spec.seeds, spec.alpha, spec.noise_std, spec.scale, False)
+    per_step = ((z.astype(np.float64) - y) ** 2).mean(axis=-1)  # (K, trials, time)
+    losses = (weights * (mk * per_step).sum(axis=-1)).sum(axis=-1)
+    return torch.from_numpy(losses.astype(np.float32))
 
 
 def fast_path_supported(model) -> bool:
@@ -788,7 +877,8 @@ def fast_path_supported(model) -> bool:
 
     if not isinstance(model, (LowRankRNN, FullRankRNN)):
         return False
-    return all(p.device.type == "cpu" and p.dtype == torch.float32 for p in model.parameters())
+    params = model._parameters  # direct access: nn.Module.__getattr__ is slow, and this runs once per batch
+    return all(p.device.type == "cpu" and p.dtype == torch.float32 for p in params.values() if p is not None)
 
 
 def _model_params(model) -> dict[str, torch.Tensor]:
@@ -823,8 +913,8 @@ def _simulate(params, inputs, seeds, alpha, noise_std, readout_scale, keep_x: bo
     n_in, n_out = arrays["w_in"].shape[2], arrays["w_out"].shape[2]
     u = _check_batch(inputs, networks, n_in, "inputs")
     trials, time = u.shape[1], u.shape[2]
-    alpha = _per_network(alpha, networks, "alpha")
-    noise = _per_network(noise_std, networks, "noise_std")
+    alpha = _check_alpha(_per_network(alpha, networks, "alpha"))
+    noise = _check_noise(_per_network(noise_std, networks, "noise_std"))
     scale = _scales(kind, size, readout_scale, networks)
     seed_array = _seed_array(seeds, networks)
     zs = np.zeros((networks, trials, time, n_out), np.float32)
@@ -832,9 +922,10 @@ def _simulate(params, inputs, seeds, alpha, noise_std, readout_scale, keep_x: bo
     common = (_columns_first(arrays["w_in"]), _columns_first(arrays["w_out"]), arrays["h0"], u,
               alpha, noise, scale, seed_array, zs, xs, keep_x)
     if kind == "low-rank":
-        _lowrank_sim_kernel(_columns_first(arrays["m"]), _columns_first(arrays["n"]), *common)
+        _run_items(_lowrank_sim_items, networks * trials, _columns_first(arrays["m"]), _columns_first(arrays["n"]), *common)
     else:
-        _fullrank_sim_kernel(arrays["J"], *common)
+        blocks = (trials + _CHUNK - 1) // _CHUNK
+        _run_items(_fullrank_sim_items, networks * blocks, arrays["J"], *common)
     return xs if keep_x else zs
 
 

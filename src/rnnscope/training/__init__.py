@@ -1,5 +1,6 @@
 """Training (masked MSE, Adam, checkpoints, curricula) and evaluation of rate networks."""
 
+from rnnscope.training._ensemble import EnsembleResult, train_ensemble
 from rnnscope.training._evaluate import Evaluation, evaluate, simulate, torch_generator
 from rnnscope.training._loss import masked_mse_loss
 from rnnscope.training._trainer import Stage, TrainingConfig, TrainingResult, train, train_curriculum
@@ -10,6 +11,8 @@ __all__ = [
     "Stage",
     "train",
     "train_curriculum",
+    "EnsembleResult",
+    "train_ensemble",
     "Evaluation",
     "evaluate",
     "simulate",

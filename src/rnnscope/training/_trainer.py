@@ -143,15 +143,30 @@ def _loss_function(backend: str) -> Callable[..., torch.Tensor]:
 
 
 @torch.no_grad()
-def _validate(model: RateRNN, batch: TrialBatch, tensors, seed: int) -> tuple[float, float]:
+def _validate(model: RateRNN, batch: TrialBatch, tensors, seed: int, backend: str) -> tuple[float, float]:
+    """Validation loss and accuracy with the noise of ``seed``, drawn as the training path draws it."""
     inputs, targets, mask = tensors
-    noise = None
-    if model.config.noise_std > 0:
-        generator = torch.Generator(device=inputs.device).manual_seed(seed)
-        noise = draw_noise((inputs.shape[0], inputs.shape[1], model.size), generator=generator, device=inputs.device)
-    outputs = model(inputs, noise=noise)
+    if backend == "fast":
+        from rnnscope.models._fast import fast_outputs, stack_parameters
+
+        outputs = torch.from_numpy(fast_outputs(stack_parameters([model]), inputs, seeds=[seed], alpha=model.config.alpha,
+                                                noise_std=model.config.noise_std, readout_scale=model.readout_scale)[0])
+    else:
+        noise = None
+        if model.config.noise_std > 0:
+            generator = torch.Generator(device=inputs.device).manual_seed(seed)
+            noise = draw_noise((inputs.shape[0], inputs.shape[1], model.size), generator=generator, device=inputs.device)
+        outputs = model(inputs, noise=noise)
     loss = float(masked_mse_loss(outputs, targets, mask))
     return loss, float(correct_trials(outputs.cpu().numpy(), batch).mean())
+
+
+def _training_data(task: Task, config: TrainingConfig, seed: int) -> tuple[TrialBatch, TrialBatch, int]:
+    """The fixed training and validation sets of a run and the seed of its validation noise."""
+    data_rng = np.random.default_rng([seed, 1])
+    train_batch = task.sample(config.train_trials, rng=data_rng)
+    validation_batch = task.sample(config.validation_trials, rng=data_rng)
+    return train_batch, validation_batch, _seed_of(np.random.default_rng([seed, 2]))
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -250,13 +265,11 @@ def train(
                     start_epoch = config.epochs
         io.write_config(out_path, run_config)
 
-    data_rng = np.random.default_rng([seed, 1])
-    train_batch = task.sample(config.train_trials, rng=data_rng)
-    validation_batch = task.sample(config.validation_trials, rng=data_rng)
+    train_batch, validation_batch, validation_seed = _training_data(task, config, seed)
     train_tensors = _tensors(train_batch, config.device)
     validation_tensors = _tensors(validation_batch, config.device)
-    validation_seed = _seed_of(np.random.default_rng([seed, 2]))
-    loss_fn = _loss_function(_resolve_backend(config, net))
+    backend = _resolve_backend(config, net)
+    loss_fn = _loss_function(backend)
     params = [p for p in net.parameters() if p.requires_grad]
     stopped_early = bool(history) and config.target_accuracy is not None and (
         history[-1]["validation_accuracy"] >= config.target_accuracy
@@ -283,7 +296,7 @@ def train(
             optimizer.step()
             losses.append(float(loss.detach()))
         net.eval()
-        val_loss, val_acc = _validate(net, validation_batch, validation_tensors, validation_seed)
+        val_loss, val_acc = _validate(net, validation_batch, validation_tensors, validation_seed, backend)
         if not np.isfinite(val_loss):
             raise RnnscopeError(f"lr: training diverged at epoch {epoch} (validation loss {val_loss}); lower the learning rate")
         row = {"epoch": epoch, "loss": float(np.mean(losses)), "validation_loss": val_loss,
