@@ -19,7 +19,6 @@ from rnnscope.design._build import (
     design_network,
     fit_design,
     mean_field_agreement,
-    mean_field_statistics,
     population_labels,
     population_model,
     predict_fixed_points,
@@ -85,7 +84,7 @@ def test_overlaps_form_imposes_overlap_matrix():
         {"fraction": 1.0, "overlaps": {"overlaps": sigma, "n_std": 0.3}}]})
     w = build_network(spec, 20000, rng=1)
     np.testing.assert_allclose(overlaps(w), sigma, atol=0.1)
-    np.testing.assert_allclose(mean_field_statistics(spec).overlaps(), sigma, atol=1e-12)
+    np.testing.assert_allclose(population_model(spec).overlaps(), sigma, atol=1e-12)
 
 
 def test_same_sampler_as_resampling():

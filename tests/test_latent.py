@@ -4,13 +4,11 @@ from _lowrank_nets import REFERENCE, gaussian_network, network, simulate_network
 from scipy.integrate import quad
 
 from rnnscope.analysis._latent import (
-    LoadingStatistics,
     effective_overlaps,
     flow_field,
     gaussian_tanh_averages,
     input_overlaps,
     latent_projection,
-    loading_statistics,
     mean_field_flow,
     mean_field_jacobian,
     overlaps,
@@ -18,6 +16,7 @@ from rnnscope.analysis._latent import (
     reduced_flow,
     reduced_jacobian,
 )
+from rnnscope.analysis._populations import PopulationModel, loading_columns
 from rnnscope.errors import RnnscopeError
 from rnnscope.models import LowRankWeights
 
@@ -143,48 +142,82 @@ def test_gaussian_averages_match_adaptive_quadrature(mean, std):
         assert value[0] == pytest.approx(exact, abs=2e-6)
 
 
+def _as_model(means, covariances, fractions, rank, inputs):
+    """A PopulationModel from moments over (m_1..m_R, n_1..n_R, w_in_1..w_in_I), reordered by hand to the loading
+    columns (w_in, n, m, w_out) with an independent unit-variance w_out column."""
+    populations, width = means.shape
+    order = np.r_[2 * rank : 2 * rank + inputs, rank : 2 * rank, 0:rank]  # w_in, n, m
+    full_means = np.zeros((populations, width + 1))
+    full_covs = np.zeros((populations, width + 1, width + 1))
+    full_means[:, :width] = means[:, order]
+    full_covs[:, :width, :width] = covariances[:, order][:, :, order]
+    full_covs[:, width, width] = 1.0
+    return PopulationModel(
+        fractions=fractions, means=full_means, covariances=full_covs,
+        columns=loading_columns(rank=rank, inputs=inputs, outputs=1),
+    )
+
+
 def _mixture(rng, rank=2, inputs=1, populations=3):
+    """(model, means, covariances, fractions): moments over (m, n, w_in) and the same mixture as a PopulationModel."""
     width = 2 * rank + inputs
     a = rng.standard_normal((populations, width, width)) * 0.6
-    return LoadingStatistics(
-        rng.standard_normal((populations, width)) * 0.5,
-        a @ np.swapaxes(a, 1, 2),
-        np.array([0.2, 0.3, 0.5]),
-        rank=rank,
-        inputs=inputs,
-    )
+    means, covariances = rng.standard_normal((populations, width)) * 0.5, a @ np.swapaxes(a, 1, 2)
+    fractions = np.array([0.2, 0.3, 0.5])
+    return _as_model(means, covariances, fractions, rank, inputs), means, covariances, fractions
+
+
+def test_population_model_moments_and_overlaps():
+    rng = np.random.default_rng(8)
+    model, means, covariances, fractions = _mixture(rng)
+    # moments restricted and reordered to the requested blocks give back the hand-ordered (m, n, w_in) moments
+    got_means, got_covs = model.moments(("m", "n", "w_in"))
+    np.testing.assert_array_equal(got_means, means)
+    np.testing.assert_array_equal(got_covs, covariances)
+    assert model.block("w_in").tolist() == [0] and model.block("m").tolist() == [3, 4]
+    assert model.block("w_out").tolist() == [5]
+    assert (model.rank, model.inputs, model.outputs) == (2, 1, 1)
+    # <n_i m_j> = sum_p f_p (C_p[n_i, m_j] + mu_p[n_i] mu_p[m_j]), by a plain loop
+    expected = np.zeros((2, 2))
+    for p in range(3):
+        for i in range(2):
+            for j in range(2):
+                expected[i, j] += fractions[p] * (covariances[p, 2 + i, j] + means[p, 2 + i] * means[p, j])
+    np.testing.assert_allclose(model.overlaps(), expected, atol=1e-12)
+    with pytest.raises(RnnscopeError, match="name"):
+        model.block("q")
 
 
 def test_mean_field_flow_matches_a_large_sampled_network():
     rng = np.random.default_rng(5)
-    stats = _mixture(rng)
+    model, means, covariances, fractions = _mixture(rng)
     size = 200_000
-    labels = rng.choice(3, size=size, p=stats.fractions)
+    labels = rng.choice(3, size=size, p=fractions)
     loadings = np.empty((size, 5))
     for p in range(3):
         rows = labels == p
-        loadings[rows] = rng.multivariate_normal(stats.means[p], stats.covariances[p], size=rows.sum())
+        loadings[rows] = rng.multivariate_normal(means[p], covariances[p], size=rows.sum())
     w = network(loadings[:, :2], loadings[:, 2:4], loadings[:, 4:])
     kappa, u = rng.standard_normal((6, 2)), np.array([0.8])
     scale = np.abs(reduced_flow(w, kappa, u)).max()
-    np.testing.assert_allclose(mean_field_flow(stats, kappa, u), reduced_flow(w, kappa, u), atol=0.03 * scale)
-    # and the fitted statistics of that network reproduce the mixture's overlaps
-    np.testing.assert_allclose(loading_statistics(w, labels).overlaps(), stats.overlaps(), atol=0.03)
+    np.testing.assert_allclose(mean_field_flow(model, kappa, u), reduced_flow(w, kappa, u), atol=0.03 * scale)
+    # and the model fitted to that network reproduces the mixture's overlaps
+    np.testing.assert_allclose(PopulationModel.from_weights(w, labels).overlaps(), model.overlaps(), atol=0.03)
 
 
 def test_mean_field_jacobian_matches_finite_differences():
     rng = np.random.default_rng(6)
-    stats = _mixture(rng)
+    model, *_ = _mixture(rng)
     kappa, u = rng.standard_normal((5, 2)) * 2, np.array([-1.3])
     eps = 1e-6
     numeric = np.stack(
         [
-            (mean_field_flow(stats, kappa + eps * e, u) - mean_field_flow(stats, kappa - eps * e, u)) / (2 * eps)
+            (mean_field_flow(model, kappa + eps * e, u) - mean_field_flow(model, kappa - eps * e, u)) / (2 * eps)
             for e in np.eye(2)
         ],
         axis=-1,
     )
-    np.testing.assert_allclose(mean_field_jacobian(stats, kappa, u), numeric, atol=1e-6)
+    np.testing.assert_allclose(mean_field_jacobian(model, kappa, u), numeric, atol=1e-6)
 
 
 def test_mean_field_gaussian_closed_form():
@@ -194,11 +227,33 @@ def test_mean_field_gaussian_closed_form():
     cov[2:, :2] = sigma
     cov[:2, 2:] = sigma.T
     cov[2:, 2:] = sigma @ sigma.T + np.eye(2)
-    stats = LoadingStatistics(np.zeros((1, 4)), cov[None], np.ones(1), rank=2, inputs=0)
+    model = _as_model(np.zeros((1, 4)), cov[None], np.ones(1), rank=2, inputs=0)
     kappa = np.array([0.7, -1.1])
     delta = np.linalg.norm(kappa)
     gain = quad(lambda z: (1 - np.tanh(delta * z) ** 2) * np.exp(-z * z / 2) / np.sqrt(2 * np.pi), -12, 12)[0]
-    np.testing.assert_allclose(mean_field_flow(stats, kappa), -kappa + sigma @ kappa * gain, atol=1e-7)
+    np.testing.assert_allclose(mean_field_flow(model, kappa), -kappa + sigma @ kappa * gain, atol=1e-7)
+
+
+def test_default_mean_field_model_is_one_gaussian_per_labelled_population():
+    """Without a model, the mean field of a network uses the per-population moments of its loadings (ddof = 1);
+    labels of any kind (here strings) are mapped to populations in sorted order."""
+    rng = np.random.default_rng(9)
+    w = _random_network(rng, size=120, rank=2, inputs=2)
+    labels = np.where(rng.random(w.size) < 0.4, "b", "a")
+    field = flow_field(w, mean_field=True, populations=labels, resolution=5, inputs=np.array([0.3, -0.2]))
+    loadings = np.concatenate([w.m, w.n, w.w_in], axis=1)  # plain moments over (m, n, w_in)
+    means = np.stack([loadings[labels == p].mean(axis=0) for p in ("a", "b")])
+    covariances = np.stack([np.cov(loadings[labels == p], rowvar=False) for p in ("a", "b")])
+    fractions = np.array([np.mean(labels == "a"), np.mean(labels == "b")])
+    plain = _as_model(means, covariances, fractions, rank=2, inputs=2)
+    np.testing.assert_allclose(
+        field.velocity, mean_field_flow(plain, field.kappa, np.array([0.3, -0.2])), atol=1e-12
+    )
+    model, *_ = _mixture(rng)  # rank 2, one input: does not match the network's two inputs
+    with pytest.raises(RnnscopeError, match="population_model"):
+        flow_field(w, mean_field=True, population_model=model)
+    with pytest.raises(RnnscopeError, match="population_model"):
+        mean_field_flow(object(), np.zeros(2))
 
 
 def test_flow_field_shapes_and_values():

@@ -1,6 +1,7 @@
 """Reverse-engineering: latent variables and overlaps, reduced and mean-field dynamics, fixed points,
 population structure (mixtures, resampling, ePAIRS), selectivity and inactivation."""
 
+from rnnscope.analysis._epairs import EpairsResult, epairs, neighbour_angles, whiten
 from rnnscope.analysis._fixedpoints import (
     FixedPointResult,
     FixedPoints,
@@ -17,13 +18,11 @@ from rnnscope.analysis._latent import (
     EffectiveOverlaps,
     FlowField,
     LatentProjection,
-    LoadingStatistics,
     effective_overlaps,
     flow_field,
     input_overlaps,
     latent_bounds,
     latent_projection,
-    loading_statistics,
     mean_field_flow,
     mean_field_jacobian,
     overlaps,
@@ -31,7 +30,6 @@ from rnnscope.analysis._latent import (
     reduced_flow,
     reduced_jacobian,
 )
-from rnnscope.analysis._epairs import EpairsResult, epairs, neighbour_angles, whiten
 from rnnscope.analysis._population_run import (
     CONNECTIVITY_BLOCKS,
     connectivity_epairs,
@@ -78,8 +76,6 @@ __all__ = [
     "latent_projection",
     "reduced_flow",
     "reduced_jacobian",
-    "LoadingStatistics",
-    "loading_statistics",
     "mean_field_flow",
     "mean_field_jacobian",
     "FlowField",

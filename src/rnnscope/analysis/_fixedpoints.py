@@ -19,11 +19,11 @@ import numpy as np
 
 from rnnscope._validation import as_generator, check_array, check_int, check_positive
 from rnnscope.analysis._latent import (
-    LoadingStatistics,
     _check_inputs,
     _check_weights,
     _system,
 )
+from rnnscope.analysis._populations import PopulationModel
 from rnnscope.errors import ConvergenceWarning, RnnscopeError
 from rnnscope.models import LowRankWeights
 
@@ -352,7 +352,7 @@ def find_fixed_points(
     starts: int = 100,
     rng: np.random.Generator | int,
     populations: np.ndarray | None = None,
-    statistics: LoadingStatistics | None = None,
+    population_model: PopulationModel | None = None,
     tol: float = 1e-10,
     max_iter: int = 100,
     marginal_tol: float = 1e-4,
@@ -363,8 +363,8 @@ def find_fixed_points(
     ``starts`` searches begin at the origin and at points drawn uniformly in the box ``|kappa_r| <= bound_r``
     that holds every fixed point (see :func:`latent_bounds`); all are refined together by batched
     Levenberg-Marquardt with the analytic Jacobian, to ``max |F| <= tol``, and de-duplicated. mean_field:
-    use the infinite-size flow for loadings drawn from ``statistics`` (default: one Gaussian per population of
-    ``populations`` fitted to the network's loadings). Rings and limit cycles are looked for in rank >= 2: the
+    use the infinite-size flow for loadings drawn from ``population_model`` (default:
+    ``PopulationModel.from_weights`` over ``populations``, one Gaussian per population fitted to the loadings). Rings and limit cycles are looked for in rank >= 2: the
     reduced system is simulated from 16 of the starts (and next to every unstable focus) for 60 tau, then 40 tau
     more are checked for a periodic orbit.
     """
@@ -374,7 +374,7 @@ def find_fixed_points(
     tol = check_positive(tol, "tol")
     max_iter = check_int(max_iter, "max_iter", minimum=1)
     u = _check_inputs(weights, inputs)
-    system = _system(weights, u, mean_field, populations, statistics)
+    system = _system(weights, u, mean_field, populations, population_model)
     bound = np.maximum(system.bound, 1e-6)
     scale = float(np.linalg.norm(bound))
     initial = np.zeros((starts, weights.rank))
@@ -457,12 +457,13 @@ def origin_stability(
     inputs: np.ndarray | None = None,
     mean_field: bool = False,
     populations: np.ndarray | None = None,
-    statistics: LoadingStatistics | None = None,
+    population_model: PopulationModel | None = None,
 ) -> OriginStability:
-    """Linear stability of kappa = 0 at the constant input ``inputs`` (inputs,), from the effective overlaps."""
+    """Linear stability of kappa = 0 at the constant input ``inputs`` (inputs,), from the effective overlaps
+    (mean_field: of ``population_model``, default ``PopulationModel.from_weights`` over ``populations``)."""
     weights = _check_weights(weights)
     u = _check_inputs(weights, inputs)
-    system = _system(weights, u, mean_field, populations, statistics)
+    system = _system(weights, u, mean_field, populations, population_model)
     _, jacobian = system.velocity_and_jacobian(np.zeros((1, weights.rank)))
     values, vectors = np.linalg.eig(jacobian[0])
     order = np.argsort(-values.real, kind="stable")
@@ -536,20 +537,21 @@ def potential(
     mean_field: bool = False,
     resolution: int = 401,
     bound: float | None = None,
-    statistics: LoadingStatistics | None = None,
+    population_model: PopulationModel | None = None,
 ) -> Potential:
     """Potential of a rank-1 network on ``resolution`` points of ``[-bound, bound]`` (default 1.25 x the box).
 
     Finite size, exactly: ``V = kappa^2 / 2 - (1/size) sum_k (n_k / m_k) [log cosh(m_k kappa + c_k) -
     log cosh(c_k)]`` with ``c = W_in u`` (``n_k tanh(c_k) kappa`` where ``m_k = 0``). Mean field: the integral of
-    the mean-field flow by the trapezoidal rule on the grid.
+    the mean-field flow of ``population_model`` (default: one Gaussian fitted to the loadings) by the trapezoidal
+    rule on the grid.
     """
     weights = _check_weights(weights)
     if weights.rank != 1:
         raise RnnscopeError(f"weights: a potential exists for rank 1 only, got rank {weights.rank}")
     resolution = check_int(resolution, "resolution", minimum=3)
     u = _check_inputs(weights, inputs)
-    system = _system(weights, u, mean_field, None, statistics)
+    system = _system(weights, u, mean_field, None, population_model)
     half = 1.25 * float(system.bound[0]) if bound is None else check_positive(bound, "bound")
     kappa = np.linspace(-half, half, resolution)
     if mean_field:

@@ -17,7 +17,8 @@ For a constant input ``u`` the filtered input settles at ``v = u``, so the fixed
 ``sigma_eff[i, j] = sum_k n_ki phi'(x_k) m_kj / size`` at ``x = M kappa + W_in u``.
 
 Mean-field limit (size -> infinity): each neuron's loadings ``(m, n, w_in)`` are drawn from a mixture of Gaussians
-(populations ``p`` with fractions ``f_p``, means ``mu_p`` and covariances ``C_p``). With ``a = m . kappa + w . u``
+(a :class:`rnnscope.analysis._populations.PopulationModel`: populations ``p`` with fractions ``f_p``, means ``mu_p``
+and covariances ``C_p``; its ``w_out`` block plays no part). With ``a = m . kappa + w . u``
 (Gaussian in each population: mean ``mu_a``, variance ``Delta^2``), Stein's lemma gives
 
     F(kappa, u) = -kappa + sum_p f_p ( mu_n <phi(a)>_p + Cov_p(n, a) <phi'(a)>_p ),
@@ -37,6 +38,7 @@ from numpy.polynomial.legendre import leggauss
 from scipy.special import ndtr
 
 from rnnscope._validation import check_array, check_int
+from rnnscope.analysis._populations import PopulationModel
 from rnnscope.errors import RnnscopeError
 from rnnscope.models import LowRankWeights
 
@@ -50,8 +52,6 @@ __all__ = [
     "latent_projection",
     "reduced_flow",
     "reduced_jacobian",
-    "LoadingStatistics",
-    "loading_statistics",
     "mean_field_flow",
     "mean_field_jacobian",
     "FlowField",
@@ -318,99 +318,14 @@ class _FiniteSystem:
         return velocity, sigma - np.eye(self.rank)
 
 
-@dataclass(frozen=True, eq=False)
-class LoadingStatistics:
-    """A mixture of Gaussians over each neuron's loadings ``(m_1..m_R, n_1..n_R, w_in_1..w_in_I)``.
-
-    means: (populations, columns); covariances: (populations, columns, columns); fractions: (populations,)
-    summing to 1; columns = 2 * rank + inputs, labelled by ``columns``.
-    """
-
-    means: np.ndarray
-    covariances: np.ndarray
-    fractions: np.ndarray
-    rank: int
-    inputs: int
-
-    def __post_init__(self) -> None:
-        rank = check_int(self.rank, "rank", minimum=1)
-        inputs = check_int(self.inputs, "inputs", minimum=0)
-        width = 2 * rank + inputs
-        means = check_array(self.means, "means", shape=(None, width))
-        populations = means.shape[0]
-        covariances = check_array(self.covariances, "covariances", shape=(populations, width, width))
-        fractions = check_array(self.fractions, "fractions", shape=(populations,))
-        if np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0):
-            raise RnnscopeError(f"fractions: must be >= 0 and sum to 1, got {fractions.tolist()}")
-        if not np.allclose(covariances, np.swapaxes(covariances, 1, 2)):
-            raise RnnscopeError("covariances: must be symmetric")
-        if np.any(np.linalg.eigvalsh(covariances) < -1e-9 * max(1.0, float(np.abs(covariances).max()))):
-            raise RnnscopeError("covariances: must be positive semi-definite")
-        for name, value in (("means", means), ("covariances", covariances), ("fractions", fractions)):
-            value = np.array(value, dtype=float)
-            value.setflags(write=False)
-            object.__setattr__(self, name, value)
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return (
-            tuple(f"m{r + 1}" for r in range(self.rank))
-            + tuple(f"n{r + 1}" for r in range(self.rank))
-            + tuple(f"w_in{k + 1}" for k in range(self.inputs))
-        )
-
-    @property
-    def populations(self) -> int:
-        return int(self.means.shape[0])
-
-    def overlaps(self) -> np.ndarray:
-        """(rank, rank): ``<n_i m_j>`` over the mixture (the overlaps of an infinite network)."""
-        R = self.rank
-        second = self.covariances + self.means[:, :, None] * self.means[:, None, :]
-        return np.einsum("p,pij->ij", self.fractions, second[:, R : 2 * R, :R])
-
-    def to_dict(self) -> dict:
-        return {
-            "columns": list(self.columns),
-            "means": self.means.tolist(),
-            "covariances": self.covariances.tolist(),
-            "fractions": self.fractions.tolist(),
-        }
-
-
-def loading_statistics(
-    weights: LowRankWeights, populations: np.ndarray | None = None, *, zero_mean: bool = False
-) -> LoadingStatistics:
-    """Fit one Gaussian per population to the loadings ``(m, n, w_in)`` of ``weights`` (empirical moments).
-
-    populations: (size,) labels, or None for one population; zero_mean: centre every population at 0 (the
-    covariance then is the second moment, as in the authors' resampling).
-    """
-    weights = _check_weights(weights)
-    labels, index = _check_populations(populations, weights.size)
-    loadings = np.concatenate([weights.m, weights.n, weights.w_in], axis=1)
-    width = loadings.shape[1]
-    means = np.zeros((len(labels), width))
-    covariances = np.zeros((len(labels), width, width))
-    fractions = np.zeros(len(labels))
-    for p in range(len(labels)):
-        rows = loadings[index == p]
-        fractions[p] = len(rows) / weights.size
-        mean = np.zeros(width) if zero_mean else rows.mean(axis=0)
-        centred = rows - mean
-        means[p] = mean
-        covariances[p] = centred.T @ centred / len(rows)
-    return LoadingStatistics(means, covariances, fractions, rank=weights.rank, inputs=weights.inputs)
-
-
 class _MeanFieldSystem:
     """The mean-field flow at a constant input: kappa (B, rank) -> (B, rank), see the module docstring."""
 
-    def __init__(self, statistics: LoadingStatistics, inputs: np.ndarray) -> None:
-        R, inputs_count = statistics.rank, statistics.inputs
-        mu, C = statistics.means, statistics.covariances
+    def __init__(self, population_model: PopulationModel, inputs: np.ndarray) -> None:
+        R, inputs_count = population_model.rank, population_model.inputs
+        mu, C = population_model.moments(("m", "n", "w_in"))  # columns (m_1..m_R, n_1..n_R, w_in_1..w_in_I)
         self.rank = R
-        self.fractions = statistics.fractions
+        self.fractions = population_model.fractions
         self.mu_m, self.mu_n = mu[:, :R], mu[:, R : 2 * R]  # (P, R)
         self.mu_w_u = mu[:, 2 * R :] @ inputs  # (P,)
         self.C_mm, self.C_nm = C[:, :R, :R], C[:, R : 2 * R, :R]  # (P, R, R)
@@ -451,25 +366,45 @@ class _MeanFieldSystem:
         return velocity, jacobian
 
 
+def _check_population_model(population_model: object) -> PopulationModel:
+    if not isinstance(population_model, PopulationModel):
+        raise RnnscopeError(f"population_model: expected a PopulationModel, got {type(population_model).__name__}")
+    return population_model
+
+
+def _network_population_model(weights: LowRankWeights, populations: np.ndarray | None = None) -> PopulationModel:
+    """The default mean-field model of a network: ``PopulationModel.from_weights``, one Gaussian per population
+    fitted to its loadings (empirical fractions, means, and covariances with ddof = 1).
+
+    populations: (size,) labels of any kind (mapped to 0..P-1 in sorted order), or None for one population.
+    """
+    weights = _check_weights(weights)
+    if populations is None:
+        return PopulationModel.from_weights(weights)
+    _, index = _check_populations(populations, weights.size)
+    return PopulationModel.from_weights(weights, index)
+
+
 def _system(
     weights: LowRankWeights,
     inputs: np.ndarray | None,
     mean_field: bool,
     populations: np.ndarray | None = None,
-    statistics: LoadingStatistics | None = None,
+    population_model: PopulationModel | None = None,
 ) -> _FiniteSystem | _MeanFieldSystem:
     weights = _check_weights(weights)
     u = _check_inputs(weights, inputs)
     if not mean_field:
         return _FiniteSystem(weights, u)
-    if statistics is None:
-        statistics = loading_statistics(weights, populations)
-    if statistics.rank != weights.rank or statistics.inputs != weights.inputs:
+    if population_model is None:
+        population_model = _network_population_model(weights, populations)
+    population_model = _check_population_model(population_model)
+    if population_model.rank != weights.rank or population_model.inputs != weights.inputs:
         raise RnnscopeError(
-            f"statistics: rank {statistics.rank} and inputs {statistics.inputs} do not match the network's "
-            f"rank {weights.rank} and inputs {weights.inputs}"
+            f"population_model: rank {population_model.rank} and inputs {population_model.inputs} do not match the "
+            f"network's rank {weights.rank} and inputs {weights.inputs}"
         )
-    return _MeanFieldSystem(statistics, u)
+    return _MeanFieldSystem(population_model, u)
 
 
 def _apply(function, kappa: np.ndarray, rank: int, tail: tuple[int, ...]) -> np.ndarray:
@@ -493,34 +428,43 @@ def reduced_jacobian(weights: LowRankWeights, kappa: np.ndarray, inputs: np.ndar
     return _apply(lambda k: system.velocity_and_jacobian(k)[1], kappa, weights.rank, (weights.rank, weights.rank))
 
 
-def _statistics_system(statistics: LoadingStatistics, inputs: np.ndarray | None) -> _MeanFieldSystem:
-    if not isinstance(statistics, LoadingStatistics):
-        raise RnnscopeError(f"statistics: expected LoadingStatistics, got {type(statistics).__name__}")
-    u = np.zeros(statistics.inputs) if inputs is None else check_array(inputs, "inputs", shape=(statistics.inputs,))
-    return _MeanFieldSystem(statistics, u)
+def _model_system(population_model: PopulationModel, inputs: np.ndarray | None) -> _MeanFieldSystem:
+    population_model = _check_population_model(population_model)
+    count = population_model.inputs
+    u = np.zeros(count) if inputs is None else check_array(inputs, "inputs", shape=(count,))
+    return _MeanFieldSystem(population_model, u)
 
 
-def mean_field_flow(statistics: LoadingStatistics, kappa: np.ndarray, inputs: np.ndarray | None = None) -> np.ndarray:
-    """The infinite-size flow for loadings drawn from ``statistics``: kappa (..., rank) -> (..., rank)."""
-    system = _statistics_system(statistics, inputs)
-    return _apply(system.velocity, kappa, statistics.rank, (statistics.rank,))
+def mean_field_flow(
+    population_model: PopulationModel, kappa: np.ndarray, inputs: np.ndarray | None = None
+) -> np.ndarray:
+    """The infinite-size flow for loadings drawn from ``population_model``: kappa (..., rank) -> (..., rank);
+    inputs: (inputs,) constant input, zeros when None."""
+    system = _model_system(population_model, inputs)
+    R = population_model.rank
+    return _apply(system.velocity, kappa, R, (R,))
 
 
 def mean_field_jacobian(
-    statistics: LoadingStatistics, kappa: np.ndarray, inputs: np.ndarray | None = None
+    population_model: PopulationModel, kappa: np.ndarray, inputs: np.ndarray | None = None
 ) -> np.ndarray:
     """Analytic Jacobian of :func:`mean_field_flow`: (..., rank, rank)."""
-    system = _statistics_system(statistics, inputs)
-    R = statistics.rank
+    system = _model_system(population_model, inputs)
+    R = population_model.rank
     return _apply(lambda k: system.velocity_and_jacobian(k)[1], kappa, R, (R, R))
 
 
 def latent_bounds(
-    weights: LowRankWeights, *, mean_field: bool = False, populations: np.ndarray | None = None
+    weights: LowRankWeights,
+    *,
+    mean_field: bool = False,
+    populations: np.ndarray | None = None,
+    population_model: PopulationModel | None = None,
 ) -> np.ndarray:
     """(rank,) half-widths of a box that holds every fixed point and attractor: ``mean |n_r|`` (finite size,
-    since |tanh| <= 1) or ``sqrt(<n_r^2>)`` (mean field)."""
-    return _system(weights, None, mean_field, populations).bound
+    since |tanh| <= 1) or ``sqrt(<n_r^2>)`` over ``population_model`` (mean field; default
+    ``PopulationModel.from_weights`` over ``populations``)."""
+    return _system(weights, None, mean_field, populations, population_model).bound
 
 
 @dataclass(frozen=True, eq=False)
@@ -560,18 +504,18 @@ def flow_field(
     resolution: int = 50,
     bounds: np.ndarray | None = None,
     populations: np.ndarray | None = None,
-    statistics: LoadingStatistics | None = None,
+    population_model: PopulationModel | None = None,
 ) -> FlowField:
     """Evaluate the reduced flow (exact finite-size, or mean field) on a ``resolution`` x ``resolution`` grid.
 
     bounds: (2,) or (rank,) half-widths of the grid along kappa_1 (and kappa_2); default 1.25 x
-    :func:`latent_bounds`. populations / statistics: for the mean field (default: one Gaussian fitted to the
-    loadings).
+    :func:`latent_bounds`. population_model: the mixture of the mean field (default
+    ``PopulationModel.from_weights`` over ``populations``: one Gaussian per population fitted to the loadings).
     """
     weights = _check_weights(weights)
     resolution = check_int(resolution, "resolution", minimum=2)
     u = _check_inputs(weights, inputs)
-    system = _system(weights, u, mean_field, populations, statistics)
+    system = _system(weights, u, mean_field, populations, population_model)
     if bounds is None:
         half = 1.25 * np.maximum(system.bound, 1e-3)
     else:

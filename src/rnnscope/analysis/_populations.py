@@ -393,6 +393,7 @@ class PopulationModel:
 
     fractions: (P,) sum to 1; means: (P, columns); covariances: (P, columns, columns) symmetric PSD;
     columns: loading labels (see ``loading_columns``); noise_std, alpha: dynamics of the networks it makes.
+    Also the mixture the mean-field flow reads (``rnnscope.analysis._latent``), through ``moments`` and ``overlaps``.
     """
 
     fractions: np.ndarray
@@ -431,6 +432,38 @@ class PopulationModel:
     @property
     def populations(self) -> int:
         return int(self.fractions.shape[0])
+
+    @property
+    def rank(self) -> int:
+        return _layout(self.columns)["m"]
+
+    @property
+    def inputs(self) -> int:
+        return _layout(self.columns)["w_in"]
+
+    @property
+    def outputs(self) -> int:
+        return _layout(self.columns)["w_out"]
+
+    # -- moments --------------------------------------------------------------------------------------------------
+    def block(self, name: str) -> np.ndarray:
+        """(count,) indices into ``columns`` of the block ``name`` ("w_in", "n", "m" or "w_out"), in label order."""
+        if name not in _BLOCKS:
+            raise RnnscopeError(f"name: {name!r} is not one of {_BLOCKS}")
+        return np.array([i for i, c in enumerate(self.columns) if c.startswith(name + "[")], dtype=int)
+
+    def moments(self, blocks: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The mixture restricted to ``blocks`` in the order given (e.g. ``("m", "n", "w_in")``):
+        means (P, k) and covariances (P, k, k), k the number of columns of those blocks."""
+        keep = np.concatenate([self.block(name) for name in blocks]) if len(blocks) else np.zeros(0, dtype=int)
+        return self.means[:, keep], self.covariances[:, keep][:, :, keep]
+
+    def overlaps(self) -> np.ndarray:
+        """(rank, rank): ``<n_i m_j>`` over the mixture, second moments including the means (the overlaps of a
+        network of infinite size drawn from the model)."""
+        n, m = self.block("n"), self.block("m")
+        second = self.covariances[:, n][:, :, m] + self.means[:, n, None] * self.means[:, None, m]
+        return np.einsum("p,pij->ij", self.fractions, second)
 
     # -- construction ---------------------------------------------------------------------------------------------
     @classmethod

@@ -18,7 +18,7 @@ import torch
 
 from rnnscope._validation import as_generator, check_int, check_positive
 from rnnscope.analysis._fixedpoints import FixedPointResult, find_fixed_points
-from rnnscope.analysis._latent import LoadingStatistics, flow_field
+from rnnscope.analysis._latent import flow_field
 from rnnscope.analysis._populations import (
     LowRankBatch,
     PopulationModel,
@@ -36,7 +36,6 @@ __all__ = [
     "population_model",
     "build_network",
     "build_networks",
-    "mean_field_statistics",
     "predict_fixed_points",
     "MeanFieldAgreement",
     "mean_field_agreement",
@@ -127,17 +126,6 @@ __all__ += ["DesignedNetwork", "design_network"]
 
 
 # -------------------------------------------------------------------------------------------------- mean field
-def mean_field_statistics(spec: DesignSpec) -> LoadingStatistics:
-    """The spec's mixture in the latent analysis' column order (m, n, w_in), for the infinite-size flow."""
-    spec = _check_spec(spec)
-    means, covs = spec.moments()
-    n_in, R = spec.inputs, spec.rank
-    order = np.r_[n_in + R : n_in + 2 * R, n_in : n_in + R, 0:n_in]  # m, n, w_in
-    return LoadingStatistics(
-        means=means[:, order], covariances=covs[:, order][:, :, order], fractions=spec.fractions, rank=R, inputs=n_in
-    )
-
-
 def predict_fixed_points(
     spec: DesignSpec, *, rng: np.random.Generator | int, inputs: np.ndarray | None = None, starts: int = 100
 ) -> FixedPointResult:
@@ -146,7 +134,7 @@ def predict_fixed_points(
     rng = as_generator(rng, name="rng")
     carrier = build_network(spec, 4 * (spec.rank + spec.inputs + 1), rng=rng)
     return find_fixed_points(
-        carrier, inputs=inputs, mean_field=True, statistics=mean_field_statistics(spec), starts=starts, rng=rng
+        carrier, inputs=inputs, mean_field=True, population_model=population_model(spec), starts=starts, rng=rng
     )
 
 
@@ -204,7 +192,7 @@ def mean_field_agreement(
     rng = as_generator(rng, name="rng")
     sizes = np.array([check_int(s, "sizes", minimum=2) for s in sizes])
     networks = check_int(networks, "networks", minimum=1)
-    statistics = mean_field_statistics(spec)
+    model = population_model(spec)
     predicted = predict_fixed_points(spec, rng=rng, inputs=inputs, starts=starts)
     wanted = _signature(predicted)
     reference = predicted.fixed_points.kappa
@@ -224,9 +212,11 @@ def mean_field_agreement(
                 distance[i, j] = float(gaps.min(axis=1).mean())
             match[i, j] = _signature(found) == wanted
             if bounds is None:
-                mf_grid = flow_field(weights, inputs=inputs, mean_field=True, statistics=statistics, resolution=resolution)
+                mf_grid = flow_field(
+                    weights, inputs=inputs, mean_field=True, population_model=model, resolution=resolution
+                )
                 bounds = np.abs(mf_grid.kappa.reshape(-1, spec.rank)).max(axis=0)[: 2]
-            mf = flow_field(weights, inputs=inputs, mean_field=True, statistics=statistics, resolution=resolution,
+            mf = flow_field(weights, inputs=inputs, mean_field=True, population_model=model, resolution=resolution,
                             bounds=bounds)
             finite = flow_field(weights, inputs=inputs, resolution=resolution, bounds=bounds)
             scale = math.sqrt(float(np.mean(mf.velocity**2))) or 1.0
