@@ -8,7 +8,14 @@ import torch
 
 from rnnscope.errors import RnnscopeError
 from rnnscope.models import (
-    FullRankRNN, FullRankWeights, LowRankRNN, LowRankWeights, ModelConfig, build_model, model_from_weights, truncate,
+    FullRankRNN,
+    FullRankWeights,
+    LowRankRNN,
+    LowRankWeights,
+    ModelConfig,
+    build_model,
+    model_from_weights,
+    truncate,
 )
 
 

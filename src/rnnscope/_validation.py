@@ -73,7 +73,7 @@ def check_array(
     if ndim is not None and array.ndim != ndim:
         raise RnnscopeError(f"{name}: expected {ndim} dimensions, got shape {array.shape}")
     if shape is not None:
-        if array.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, array.shape)):
+        if array.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, array.shape, strict=True)):
             want = "(" + ", ".join("any" if s is None else str(s) for s in shape) + ")"
             raise RnnscopeError(f"{name}: expected shape {want}, got {array.shape}")
     if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -352,7 +353,7 @@ def selectivity_command(run, trials, seed, as_json) -> None:
     loaded, weights = _low_rank(run)
     result = selectivity_on_task(weights, loaded.task, rng=seed, trials=trials)
     _emit(result.to_dict(), as_json, lambda d: "\n".join(
-        f"{v:24s} strongest at step {s}" for v, s in zip(d["variables"], d["peak_steps"])))
+        f"{v:24s} strongest at step {s}" for v, s in zip(d["variables"], d["peak_steps"], strict=True)))
 
 
 @cli.command("inactivate")

@@ -4,10 +4,12 @@ from rnnscope.io._atomic import atomic_write, save_figure, write_bytes, write_js
 from rnnscope.io._reference import load_reference
 from rnnscope.io._rundir import (
     CHECKPOINT as CHECKPOINT_NAME,
+)
+from rnnscope.io._rundir import (
     CONFIG as CONFIG_NAME,
+)
+from rnnscope.io._rundir import (
     FORMAT,
-    METRICS as METRICS_NAME,
-    WEIGHTS as WEIGHTS_NAME,
     Run,
     load_checkpoint,
     load_run,
@@ -19,6 +21,12 @@ from rnnscope.io._rundir import (
     save_weights,
     write_config,
     write_metrics,
+)
+from rnnscope.io._rundir import (
+    METRICS as METRICS_NAME,
+)
+from rnnscope.io._rundir import (
+    WEIGHTS as WEIGHTS_NAME,
 )
 
 __all__ = [

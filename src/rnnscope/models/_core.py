@@ -7,7 +7,7 @@ or many networks (resampled surrogates, ensembles) at once:
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

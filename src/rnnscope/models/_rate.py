@@ -140,7 +140,7 @@ class LowRankRNN(RateRNN):
         )
 
     @classmethod
-    def from_full_rank(cls, model: "FullRankRNN", rank: int) -> "LowRankRNN":
+    def from_full_rank(cls, model: FullRankRNN, rank: int) -> LowRankRNN:
         """Truncated SVD of J: ``m = sqrt(size) U_r sqrt(s_r)``, ``n = sqrt(size) V_r sqrt(s_r)``."""
         weights = model.weights()
         return model_from_weights(truncate(weights, rank))

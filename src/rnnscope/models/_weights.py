@@ -29,7 +29,7 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def _check_common(weights: "LowRankWeights | FullRankWeights", size: int) -> None:
+def _check_common(weights: LowRankWeights | FullRankWeights, size: int) -> None:
     w_in = check_array(weights.w_in, "w_in", ndim=2)
     w_out = check_array(weights.w_out, "w_out", ndim=2)
     h0 = check_array(weights.h0, "h0", ndim=1)

@@ -1,19 +1,19 @@
 """Figures: each function takes result objects and an optional ``ax`` and returns a matplotlib Figure."""
 
 from rnnscope.plots._latent import FIXED_POINT_GID, plot_flow_field, plot_loadings, plot_potential, plot_trajectories
-from rnnscope.plots._report import (
-    plot_effective_overlaps,
-    plot_example_trials,
-    plot_learning_curves,
-    plot_psychometric,
-    plot_resampling,
-)
 from rnnscope.plots._populations import (
     plot_bic,
     plot_epairs,
     plot_inactivation,
     plot_loading_pairs,
     plot_resampled_accuracy,
+)
+from rnnscope.plots._report import (
+    plot_effective_overlaps,
+    plot_example_trials,
+    plot_learning_curves,
+    plot_psychometric,
+    plot_resampling,
 )
 
 __all__ = [

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from rnnscope._validation import check_int, check_nonnegative, check_positive
+from rnnscope._validation import check_nonnegative, check_positive
 from rnnscope.errors import RnnscopeError
 
 __all__ = [
@@ -68,7 +69,7 @@ class TrialBatch:
     def steps(self) -> int:
         return int(self.inputs.shape[1])
 
-    def subset(self, index: np.ndarray | slice) -> "TrialBatch":
+    def subset(self, index: np.ndarray | slice) -> TrialBatch:
         """The trials selected by ``index`` (a slice, an integer array or a boolean (trials,) array)."""
         return TrialBatch(
             inputs=self.inputs[index],
@@ -121,7 +122,7 @@ class TaskBase:
     output_names: ClassVar[tuple[str, ...]] = ("choice",)
 
     def __post_init__(self) -> None:
-        dt = check_positive(getattr(self, "dt"), "dt")
+        check_positive(self.dt, "dt")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name.endswith("_ms"):

@@ -76,7 +76,7 @@ class NeurogymTask:
         inputs = np.zeros((trials, steps, obs[0].shape[1]), dtype=np.float32)
         targets = np.zeros((trials, steps, actions - 1), dtype=np.float32)
         mask = np.zeros((trials, steps), dtype=np.float32)
-        for i, (o, g) in enumerate(zip(obs, gts)):
+        for i, (o, g) in enumerate(zip(obs, gts, strict=True)):
             inputs[i, : len(o)] = o
             choice = g > 0
             mask[i, : len(g)] = choice

@@ -6,7 +6,8 @@ import dataclasses
 import importlib
 import types
 import typing
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from rnnscope.errors import RnnscopeError
 from rnnscope.tasks._base import Task, TaskBase
