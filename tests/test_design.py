@@ -238,7 +238,6 @@ def test_rdm_integrator_solves_rdm_ten_networks_few_trials():
     assert np.all(accuracy >= claim["accuracy"]), accuracy
 
 
-@pytest.mark.slow
 def test_rdm_integrator_solves_rdm_ten_networks():
     claim = load_gallery("rdm_integrator").claims["task"]
     accuracy = _task_accuracy("rdm_integrator", networks=claim["networks"], trials=1000, size=claim["size"])
@@ -251,7 +250,6 @@ def test_mante_gain_modulation_solves_mante_small():
     assert np.mean(accuracy) >= claim["accuracy"], accuracy
 
 
-@pytest.mark.slow
 def test_mante_gain_modulation_solves_mante():
     claim = load_gallery("mante_gain_modulation").claims["task"]
     accuracy = _task_accuracy("mante_gain_modulation", networks=10, trials=500, size=claim["size"])

@@ -308,7 +308,6 @@ def test_effective_overlaps_match_a_direct_computation():
 
 
 # -- the large network (N = 4096) -------------------------------------------------------------------------------------
-@pytest.mark.slow
 def test_mante_4096_needs_two_populations():
     """README: one Gaussian about 0.74, two populations (zero means) about 0.96; silencing a population impairs one
     context much more than the other."""
