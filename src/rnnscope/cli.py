@@ -306,9 +306,14 @@ def resample_command(run, populations, networks, size, trials, zero_mean, seed, 
 @click.option("--trials", type=int, default=500, show_default=True)
 @click.option("--tolerance", type=float, default=0.05, show_default=True)
 @click.option("--zero-mean", is_flag=True, help="Force each population's mean to zero.")
+@click.option("--retrain", is_flag=True,
+              help="Also retrain each population model (means, covariances) by gradient descent, then resample.")
+@click.option("--retrain-epochs", type=int, default=200, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @json_option
-def minimal_populations_command(run, max_populations, networks, size, trials, tolerance, zero_mean, seed, as_json) -> None:
+def minimal_populations_command(
+    run, max_populations, networks, size, trials, tolerance, zero_mean, retrain, retrain_epochs, seed, as_json
+) -> None:
     """Smallest number of populations whose resampled networks match the trained network."""
     from rnnscope.analysis import minimal_populations
 
@@ -316,10 +321,17 @@ def minimal_populations_command(run, max_populations, networks, size, trials, to
     rng = _rng(seed)
     batch = loaded.task.sample(trials, rng=rng)
     result = minimal_populations(weights, batch, rng=rng, max_populations=max_populations, networks=networks,
-                                 size=size, tolerance=tolerance, zero_mean=zero_mean)
-    _emit(result.to_dict(), as_json, lambda d: (
-        f"minimal populations: {d['populations']} (trained accuracy {d['trained_accuracy']:.3f}; mean resampled "
-        f"accuracy per P: {[None if a is None else round(a, 3) for a in d['mean_accuracy']]})"))
+                                 size=size, tolerance=tolerance, zero_mean=zero_mean, retrain=retrain,
+                                 task=loaded.task, retrain_epochs=retrain_epochs)
+
+    def text(d: dict) -> str:
+        line = (f"minimal populations: {d['populations']} (trained accuracy {d['trained_accuracy']:.3f}; mean "
+                f"resampled accuracy per P: {[None if a is None else round(a, 3) for a in d['mean_accuracy']]}")
+        if d["retrain"]:
+            line += f"; after retraining: {[None if a is None else round(a, 3) for a in d['mean_retrained_accuracy']]}"
+        return line + ")"
+
+    _emit(result.to_dict(), as_json, text)
 
 
 @cli.command("epairs")

@@ -49,6 +49,7 @@ from rnnscope.analysis._populations import (
     NetworkAccuracy,
     PopulationFit,
     PopulationModel,
+    PopulationSampler,
     Resampling,
     evaluate_networks,
     fit_populations,
@@ -62,6 +63,7 @@ from rnnscope.analysis._populations import (
     simulate_networks,
     stack_weights,
 )
+from rnnscope.analysis._retrain import retrain_population_model
 from rnnscope.analysis._run import TaskAnalysis, analyze_on_task
 from rnnscope.analysis._selectivity import Selectivity, selectivity
 from rnnscope.analysis._summary import LatentSummary, analyze
@@ -101,6 +103,8 @@ __all__ = [
     "PopulationFit",
     "fit_populations",
     "PopulationModel",
+    "PopulationSampler",
+    "retrain_population_model",
     "LowRankBatch",
     "stack_weights",
     "simulate_networks",

@@ -25,12 +25,11 @@ from rnnscope.analysis._populations import (
     _counts,
     evaluate_networks,
 )
+from rnnscope.analysis._retrain import train_loadings
 from rnnscope.design._spec import DesignSpec, population_factor
 from rnnscope.errors import ConvergenceWarning, RnnscopeError
-from rnnscope.models._core import draw_noise, input_drive, integrate
 from rnnscope.models._weights import LowRankWeights
 from rnnscope.tasks import Task
-from rnnscope.training._loss import masked_mse_loss
 
 __all__ = [
     "population_model",
@@ -315,33 +314,15 @@ def fit_design(
     counts = _counts(spec.fractions, size)
     width = len(spec.columns) + 2 * spec.rank + spec.inputs
     z = [torch.randn((int(c), width), generator=generator, dtype=dtype) for c in counts]
-    optimiser = torch.optim.Adam(list(tensors.values()), lr=lr)
-    n_in, R = spec.inputs, spec.rank
-    losses = []
-    for _ in range(epochs):
-        batch = task.sample(trials, rng=rng)
-        values = _sample_torch(spec, overrides, z).to(torch.float32)
-        w_in, n, m, w_out = values[:, :n_in], values[:, n_in : n_in + R], values[:, n_in + R : n_in + 2 * R], values[:, n_in + 2 * R :]
-        inputs = torch.from_numpy(batch.inputs)
-        drive = input_drive(inputs, w_in)
-        noise = None
-        if spec.noise_std > 0:
-            noise = draw_noise(tuple(drive.shape), generator=generator)
-        outputs = integrate(
-            drive, torch.zeros(size), lambda r, n=n, m=m: (r @ n) @ m.T / size,
-            lambda x, w_out=w_out: torch.tanh(x) @ w_out / size,
-            alpha=0.2, noise_std=spec.noise_std, noise=noise,
-        )
-        loss = masked_mse_loss(outputs, torch.from_numpy(batch.targets), torch.from_numpy(batch.mask))
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        losses.append(float(loss.detach()))
+    losses = train_loadings(
+        lambda: _sample_torch(spec, overrides, z), list(tensors.values()), task, rng=rng, generator=generator,
+        columns=spec.columns, noise_std=spec.noise_std, alpha=0.2, epochs=epochs, trials=trials, lr=lr,
+    )
     fitted = spec.with_parameters({key: float(t.detach()) for key, t in tensors.items()})
     values_out = {name: [float(tensors[p].detach()) for p in paths[name]] for name in free}
     batch_networks = build_networks(fitted, size, networks, rng=rng)
     result = evaluate_networks(batch_networks, task.sample(eval_trials, rng=rng), rng=rng)
     return DesignFit(
-        spec=fitted, initial=spec, free=free, values=values_out, losses=np.asarray(losses),
+        spec=fitted, initial=spec, free=free, values=values_out, losses=losses,
         accuracy=result.accuracy, size=size, network=batch_networks.network(0),
     )
