@@ -132,7 +132,9 @@ def test_retraining_recovers_a_flipped_readout(rdm):
     sign = np.array([1.0, 1.0, 1.0, -1.0])
     flipped = _with(rdm, means=rdm.means * sign, covariances=rdm.covariances * np.outer(sign, sign))
     assert resample(flipped, trials, rng=5, networks=5, size=256).mean < 0.1
-    retrained, losses = retrain_population_model(flipped, task, rng=6, epochs=40, size=256, trials=32, lr=0.05)
+    retraining = retrain_population_model(flipped, task, rng=6, epochs=40, size=256, trials=32, lr=0.05)
+    retrained, losses = retraining.model, retraining.losses
+    assert retraining.initial is flipped and len(retraining.to_dict()["losses"]) == 40
     assert losses.shape == (40,) and losses[-5:].mean() < 0.5 * losses[:5].mean()
     after = resample(retrained, trials, rng=5, networks=5, size=256)
     assert after.mean >= 0.9, after.accuracy
@@ -147,7 +149,7 @@ def test_retraining_restores_a_shrunk_covariance(rdm):
     shrunk = _with(rdm, means=rdm.means * 0.4, covariances=rdm.covariances * 0.16)
     before = resample(shrunk, trials, rng=8, networks=5, size=256).mean
     assert before < 0.9
-    retrained, _ = retrain_population_model(shrunk, task, rng=9, epochs=30, size=256, trials=32, lr=0.05)
+    retrained = retrain_population_model(shrunk, task, rng=9, epochs=30, size=256, trials=32, lr=0.05).model
     assert retrained.overlaps()[0, 0] > 2 * shrunk.overlaps()[0, 0]
     assert resample(retrained, trials, rng=8, networks=5, size=256).mean >= max(0.9, before + 0.1)
 

@@ -63,7 +63,7 @@ from rnnscope.analysis._populations import (
     simulate_networks,
     stack_weights,
 )
-from rnnscope.analysis._retrain import retrain_population_model
+from rnnscope.analysis._retrain import Retraining, retrain_population_model
 from rnnscope.analysis._run import TaskAnalysis, analyze_on_task
 from rnnscope.analysis._selectivity import Selectivity, selectivity
 from rnnscope.analysis._summary import LatentSummary, analyze
@@ -104,6 +104,7 @@ __all__ = [
     "fit_populations",
     "PopulationModel",
     "PopulationSampler",
+    "Retraining",
     "retrain_population_model",
     "LowRankBatch",
     "stack_weights",

@@ -995,10 +995,11 @@ def minimal_populations(
         accuracy[count - 1] = result.accuracy
         success = result.mean >= trained_accuracy - tolerance
         if retrain:
-            retrained, losses[count - 1] = retrain_population_model(
+            retraining = retrain_population_model(
                 model, task, rng=rng, epochs=retrain_epochs, size=retrain_size, trials=retrain_trials,
                 lr=retrain_lr, zero_mean=zero_mean,
             )
+            retrained, losses[count - 1] = retraining.model, retraining.losses
             models[count - 1] = retrained
             again = resample(
                 retrained, trials, rng=rng, networks=networks, size=size, zero_mean=zero_mean,

@@ -11,6 +11,7 @@ retraining option of the minimal-population search) and to fit a design specific
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ from rnnscope.models._core import draw_noise, input_drive, integrate
 from rnnscope.tasks._base import Task, TrialBatch
 from rnnscope.training._loss import masked_mse_loss
 
-__all__ = ["loadings_loss", "train_loadings", "retrain_population_model"]
+__all__ = ["loadings_loss", "train_loadings", "Retraining", "retrain_population_model"]
 
 
 def loadings_loss(
@@ -91,6 +92,19 @@ def train_loadings(
     return losses
 
 
+@dataclass(frozen=True, eq=False)
+class Retraining:
+    """model: the retrained PopulationModel; initial: the one training started from; losses: (epochs,) the loss
+    of every epoch."""
+
+    model: PopulationModel
+    initial: PopulationModel
+    losses: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {"model": self.model.to_dict(), "losses": self.losses.tolist()}
+
+
 def retrain_population_model(
     model: PopulationModel,
     task: Task,
@@ -102,7 +116,7 @@ def retrain_population_model(
     lr: float = 0.02,
     zero_mean: bool = False,
     redraw: bool = True,
-) -> tuple[PopulationModel, np.ndarray]:
+) -> Retraining:
     """Train a population model's means and covariances on ``task`` (the paper's retraining of the mixture).
 
     The model becomes a ``PopulationSampler`` (loadings = mean_p + z L_p^T, L_p Cholesky with a positive
@@ -110,7 +124,7 @@ def retrain_population_model(
     so the loss is the expected loss over networks; one fixed z otherwise) and takes one Adam step on the
     masked MSE over ``trials`` new trials, with the model's private noise. Fractions and dynamics stay fixed;
     with ``zero_mean`` the means stay at zero (resample the result with ``zero_mean=True``).
-    Returns the retrained PopulationModel and the loss of every epoch, (epochs,).
+    Returns the retrained PopulationModel with the loss of every epoch.
     """
     if not isinstance(model, PopulationModel):
         raise RnnscopeError(f"model: expected a PopulationModel, got {type(model).__name__}")
@@ -134,4 +148,4 @@ def retrain_population_model(
         draw, parameters, task, rng=rng, generator=generator, columns=model.columns, noise_std=model.noise_std,
         alpha=model.alpha, epochs=epochs, trials=trials, lr=lr,
     )
-    return sampler.to_model(), losses
+    return Retraining(sampler.to_model(), model, np.asarray(losses))
