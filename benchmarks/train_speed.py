@@ -1,31 +1,37 @@
-"""Training speed: seconds per epoch (25 batches of 32 trials, N = 512) for rdm rank 1 and dms rank 2.
+"""Training speed: seconds per epoch (25 batches of 32 trials, N = 512) for rdm rank 1 and dms rank 2, and per
+network for an ensemble of 32 rdm networks, against the reference algorithm written literally.
 
-Runs, in one process, rnnscope's trainer (fast CPU path and plain PyTorch path) and a baseline that follows the
-reference algorithm of Dubreuil, Valente et al. literally (Python loop over steps, ``r @ n @ m.T`` each step,
-noise from ``torch.randn(batch, T, N)``, outputs written per step, ``loss.backward()``, Adam). Ratios are what to
-compare: the machine is shared and noisy.
+Runs, in one process, rnnscope's trainer (``train`` / ``train_ensemble`` on the default backend, whole epochs with
+validation) and a baseline that follows the reference algorithm of Dubreuil, Valente et al. literally (Python loop
+over steps, ``r @ n @ m.T`` each step, noise from ``torch.randn(batch, T, N)``, outputs written per step,
+``loss.backward()``, Adam). Ratios are what to compare: the machine is shared and noisy, so each figure is a median
+over several epochs, and ours and the baseline alternate in rounds. Compilation (or numba cache loading) is timed
+separately by ``warm_up`` before anything else.
 
-    python benchmarks/train_speed.py --json [--epochs 3] [--ensemble 32]
+    python benchmarks/train_speed.py --json [--rounds 3] [--epochs 2] [--ensemble 32] [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
+import numba
 import numpy as np
 import torch
 
 from rnnscope.models import ModelConfig
 from rnnscope.tasks import make_task
 from rnnscope.training import TrainingConfig, train
+from rnnscope.training._ensemble import train_ensemble
 
 SIZE, BATCH, BATCHES = 512, 32, 25
 
 
-def baseline_epoch_seconds(task_name: str, rank: int, epochs: int) -> float:
-    """The reference algorithm, literally."""
+def baseline_epoch_seconds(task_name: str, rank: int, epochs: int) -> list[float]:
+    """Seconds of each of ``epochs`` epochs of the reference algorithm, literally."""
     task = make_task(task_name)
     batch = task.sample(BATCH * BATCHES, rng=np.random.default_rng(0))
     inputs, targets = torch.from_numpy(batch.inputs), torch.from_numpy(batch.targets)
@@ -72,47 +78,82 @@ def baseline_epoch_seconds(task_name: str, rank: int, epochs: int) -> float:
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
         times.append(time.perf_counter() - began)
-    return float(np.median(times))
+    return times
 
 
-def ours_epoch_seconds(task_name: str, rank: int, epochs: int, backend: str) -> tuple[float, float]:
-    """Median seconds per epoch of rnnscope's trainer (validation included), and the first epoch's seconds
-    (which include compilation on the fast path)."""
+def ours_epoch_seconds(task_name: str, rank: int, epochs: int, backend: str = "auto") -> list[float]:
+    """Seconds of each epoch after the first of rnnscope's trainer (validation included)."""
     task = make_task(task_name)
     config = TrainingConfig(epochs=epochs + 1, batch_size=BATCH, train_trials=BATCH * BATCHES, backend=backend)
     result = train(task, ModelConfig(size=SIZE, inputs=len(task.input_names), rank=rank), config, seed=0, progress=False)
-    seconds = [row["seconds"] for row in result.history]
-    return float(np.median(seconds[1:])), float(seconds[0])
+    return [row["seconds"] for row in result.history][1:]
+
+
+def ensemble_network_seconds(networks: int, epochs: int) -> list[float]:
+    """Seconds per network of each epoch after the first of ``train_ensemble`` on rdm rank 1 (validation included)."""
+    task = make_task("rdm")
+    config = TrainingConfig(epochs=epochs + 1, batch_size=BATCH, train_trials=BATCH * BATCHES)
+    result = train_ensemble(task, ModelConfig(size=SIZE, inputs=len(task.input_names), rank=1), config,
+                            seeds=range(networks), progress=False)
+    return [row["seconds"] for row in result.results[0].history][1:]  # already divided by the number of networks
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds in which ours and the baseline alternate")
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs per round and path")
+    parser.add_argument("--ensemble", type=int, default=32, help="networks in the ensemble run (0: skip)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="kernel threads (default: the cores not busy with other work, see _fast._threads)")
+    parser.add_argument("--torch-backend", action="store_true", help="also time the trainer's plain PyTorch path")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="torch threads (default 1: the baseline is as fast with 2, and far slower on a busy machine)")
     args = parser.parse_args()
-    report: dict[str, dict[str, float]] = {}
+    torch.set_num_threads(args.torch_threads)
+    if args.threads:
+        numba.set_num_threads(args.threads)
+        os.environ["NUMBA_NUM_THREADS"] = str(args.threads)  # marks the count as the caller's choice (_fast._threads)
+    from rnnscope.models._fast import _threads, warm_up
+
+    compile_s = warm_up()
+    report: dict = {"compile_or_cache_load_s": compile_s, "kernel_threads_at_start": _threads(),
+                    "numba_threads": numba.get_num_threads(), "torch_threads": torch.get_num_threads(),
+                    "load_average_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+    baselines = {}
     for key, task, rank in (("rdm_rank1", "rdm", 1), ("dms_rank2", "dms", 2)):
-        base = baseline_epoch_seconds(task, rank, args.epochs)
-        row = {"baseline_s_per_epoch": base}
-        for backend in ("torch", "fast"):
-            try:
-                seconds, first = ours_epoch_seconds(task, rank, args.epochs, backend)
-            except Exception as exc:  # the fast path may be unavailable on this machine
-                row[f"{backend}_error"] = str(exc)
-                continue
-            row[f"{backend}_s_per_epoch"] = seconds
-            row[f"{backend}_first_epoch_s"] = first
-            row[f"{backend}_speedup"] = base / seconds
-        best = min((row[k] for k in ("fast_s_per_epoch", "torch_s_per_epoch") if k in row), default=float("nan"))
-        row["ours_s_per_epoch"] = best
-        row["speedup"] = base / best
+        base, ours, plain = [], [], []
+        for _ in range(args.rounds):
+            base += baseline_epoch_seconds(task, rank, args.epochs)
+            ours += ours_epoch_seconds(task, rank, args.epochs)
+            if args.torch_backend:
+                plain += ours_epoch_seconds(task, rank, args.epochs, backend="torch")
+        row = {"ours_s_per_epoch": float(np.median(ours)), "baseline_s_per_epoch": float(np.median(base))}
+        row["speedup"] = row["baseline_s_per_epoch"] / row["ours_s_per_epoch"]
+        row["ours_epochs_s"] = [round(v, 4) for v in ours]
+        row["baseline_epochs_s"] = [round(v, 4) for v in base]
+        if plain:
+            row["torch_backend_s_per_epoch"] = float(np.median(plain))
+        baselines[key] = base
         report[key] = row
-    report["threads"] = {"torch": torch.get_num_threads()}
+    if args.ensemble > 0:
+        per_net, base = [], []
+        for _ in range(args.rounds):
+            per_net += ensemble_network_seconds(args.ensemble, 1)
+            base += baseline_epoch_seconds("rdm", 1, 1)
+        base += baselines["rdm_rank1"]
+        report[f"ensemble_{args.ensemble}"] = {
+            "ours_s_per_network": float(np.median(per_net)), "baseline_s_per_epoch": float(np.median(base)),
+            "speedup": float(np.median(base)) / float(np.median(per_net)),
+            "ours_epochs_s_per_network": [round(v, 4) for v in per_net],
+        }
+    if torch.cuda.is_available():
+        report["cuda"] = {"device": torch.cuda.get_device_name(0)}
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         for key, row in report.items():
-            print(key, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
+            print(key, row)
 
 
 if __name__ == "__main__":

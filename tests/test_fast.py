@@ -8,9 +8,11 @@ import torch
 from scipy import stats
 
 from rnnscope.errors import RnnscopeError
-from rnnscope.models import ModelConfig, build_model
+from rnnscope.models import ModelConfig, _fast, build_model
 from rnnscope.models._fast import (
     fast_loss,
+    fast_loss_and_grad,
+    fast_loss_and_grads_ensemble,
     fast_loss_ensemble,
     fast_noise,
     fast_outputs,
@@ -62,6 +64,7 @@ CASES = [
     dict(rank=1, inputs=3, outputs=1, train_inputs=True, train_outputs=True, train_h0=False, partial_mask=False),
     dict(rank=2, inputs=2, outputs=3, train_inputs=False, train_outputs=True, train_h0=True, partial_mask=True),
     dict(rank=2, inputs=1, outputs=2, train_inputs=True, train_outputs=False, train_h0=True, partial_mask=False),
+    dict(rank=3, inputs=2, outputs=1, train_inputs=True, train_outputs=True, train_h0=True, partial_mask=True),
     dict(rank=None, inputs=2, outputs=1, train_inputs=True, train_outputs=True, train_h0=True, partial_mask=True),
     dict(rank=None, inputs=1, outputs=2, train_inputs=False, train_outputs=False, train_h0=False, partial_mask=False),
 ]
@@ -138,23 +141,18 @@ def test_outputs_and_trajectories_equal_plain_path():
         np.testing.assert_allclose(x[0], x_ref, rtol=0, atol=1e-5 * np.abs(x_ref).max())
 
 
-def test_kernel_noise_is_bitwise_fast_noise_and_independent_of_threads():
+def test_kernel_noise_is_bitwise_fast_noise_and_independent_of_threads(monkeypatch):
     """With alpha = 1, J = 0, W_in = 0 and noise_std = 1 the state after each step is exactly xi."""
-    import numba
-
     size, trials, time = 33, 9, 6
     zeros = np.zeros((2, size, 1), np.float32)
-    for params in ({"m": zeros, "n": zeros}, {"J": np.zeros((2, size, size), np.float32)}):
+    for params in ({"m": zeros, "n": zeros}, {"m": np.zeros((2, size, 3), np.float32), "n": np.zeros((2, size, 3), np.float32)},
+                   {"J": np.zeros((2, size, size), np.float32)}):
         params = dict(params, w_in=zeros, w_out=zeros, h0=np.zeros((2, size), np.float32))
-        before = numba.get_num_threads()
         states = []
-        for threads in sorted({1, before}):
-            numba.set_num_threads(threads)
-            try:
-                states.append(fast_trajectories(params, np.zeros((trials, time, 1)), seeds=[5, 2**63 + 5], alpha=1.0, noise_std=1.0))
-            finally:
-                numba.set_num_threads(before)
-        assert np.array_equal(states[0], states[-1])
+        for threads in (1, 2, 3):
+            monkeypatch.setattr(_fast, "_threads", lambda threads=threads: threads)
+            states.append(fast_trajectories(params, np.zeros((trials, time, 1)), seeds=[5, 2**63 + 5], alpha=1.0, noise_std=1.0))
+        assert np.array_equal(states[0], states[1]) and np.array_equal(states[0], states[2])
         assert np.array_equal(states[0][0], fast_noise((trials, time, size), 5))
         assert np.array_equal(states[0][1], fast_noise((trials, time, size), 2**63 + 5))
 
@@ -226,21 +224,59 @@ def test_zero_mask_trial_contributes_zero_and_bad_input_is_rejected():
         fast_outputs({"m": params["m"]}, u, seeds=[0])
 
 
-def test_results_do_not_depend_on_the_number_of_threads():
+@pytest.mark.parametrize("shape", [dict(rank=2, inputs=2, outputs=2), dict(rank=1, inputs=1, outputs=1)])
+def test_results_do_not_depend_on_the_number_of_threads(shape, monkeypatch):
+    model = build_model(ModelConfig(size=40, **shape), generator=torch.Generator().manual_seed(1))
+    u, y, mask = make_batch(7, 12, shape["inputs"], shape["outputs"], seed=3, partial_mask=True)
+    results = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(_fast, "_threads", lambda threads=threads: threads)
+        model.zero_grad()
+        loss = fast_loss(model, u, y, mask, seed=11)
+        loss.backward()
+        results.append([loss.detach().clone()] + [p.grad.clone() for p in model.parameters() if p.grad is not None])
+    for other in results[1:]:
+        for a, b in zip(results[0], other, strict=True):
+            assert torch.equal(a, b)
+
+
+def test_thread_count_respects_the_caller():
     import numba
 
-    model = build_model(ModelConfig(size=40, inputs=2, outputs=2, rank=2), generator=torch.Generator().manual_seed(1))
-    u, y, mask = make_batch(7, 12, 2, 2, seed=3, partial_mask=True)
     before = numba.get_num_threads()
-    results = []
     try:
-        for threads in sorted({1, before}):
-            numba.set_num_threads(threads)
-            model.zero_grad()
-            loss = fast_loss(model, u, y, mask, seed=11)
-            loss.backward()
-            results.append([loss.detach().clone()] + [p.grad.clone() for p in model.parameters() if p.grad is not None])
+        numba.set_num_threads(1)
+        assert _fast._threads() == 1
     finally:
         numba.set_num_threads(before)
-    for a, b in zip(results[0], results[-1], strict=True):
-        assert torch.equal(a, b)
+    assert 1 <= _fast._threads() <= before
+
+
+@pytest.mark.parametrize("rank", [1, 2, None])
+def test_graph_free_gradients_equal_autograd_ones(rank):
+    """The trainer's hot path (gradients written straight into .grad) gives fast_loss's loss and gradients."""
+    config = ModelConfig(size=29, inputs=2, outputs=1, rank=rank, train_h0=True, noise_std=0.2)
+    model = build_model(config, generator=torch.Generator().manual_seed(2))
+    u, y, mask = make_batch(6, 15, 2, 1, seed=4, partial_mask=True)
+    model.zero_grad()
+    loss = fast_loss(model, u, y, mask, seed=9)
+    loss.backward()
+    expected = {name: p.grad.clone() for name, p in model.named_parameters() if p.requires_grad}
+    model.zero_grad()
+    value = fast_loss_and_grad(model, u.numpy(), y.numpy(), mask.numpy(), seed=9)
+    assert value == float(loss.detach())
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            assert torch.equal(p.grad, expected[name]), name
+    model.zero_grad()
+    step = _fast._TrainStep(model)  # the trainer's prepared version
+    assert step(u.numpy(), y.numpy(), mask.numpy(), 9) == value
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            assert torch.equal(p.grad, expected[name]), name
+    params = stack_parameters([model, model])
+    losses = fast_loss_and_grads_ensemble(params, u, y, mask, seeds=[9, 9], noise_std=0.2)
+    assert losses.shape == (2,) and losses[0] == losses[1] == np.float32(value)
+    for name, tensor in params.items():
+        if tensor.requires_grad:
+            assert torch.equal(tensor.grad[1], expected[name]), name

@@ -77,7 +77,12 @@ def train_ensemble(
     With ``out``, network k's run directory is ``out/net{k:02d}`` (a normal run directory). Early stopping ends
     training once every network has reached ``target_accuracy``; each network keeps its own best epoch.
     """
-    from rnnscope.models._fast import fast_loss_ensemble, fast_outputs, fast_path_supported, stack_parameters
+    from rnnscope.models._fast import (
+        fast_loss_and_grads_ensemble,
+        fast_outputs,
+        fast_path_supported,
+        stack_parameters,
+    )
 
     seeds = tuple(check_int(s, "seeds", minimum=0) for s in seeds)
     if not seeds:
@@ -102,7 +107,7 @@ def train_ensemble(
     validation_seeds = [d[2] for d in data]
     params = stack_parameters(nets)
     trainable = [p for p in params.values() if p.requires_grad]
-    optimizer = torch.optim.Adam(trainable, lr=config.lr)
+    optimizer = torch.optim.Adam(trainable, lr=config.lr, fused=True)  # as train() on the fast path
     K, cfg = len(seeds), nets[0].config
     readout_scale = nets[0].readout_scale
     histories: list[list[dict[str, float]]] = [[] for _ in range(K)]
@@ -119,17 +124,16 @@ def train_ensemble(
         losses = []
         for b in range(config.batches_per_epoch):
             index = torch.from_numpy(orders[:, b * config.batch_size : (b + 1) * config.batch_size])
-            optimizer.zero_grad(set_to_none=True)
-            batch_losses = fast_loss_ensemble(
+            # the kernel's gradients go straight into .grad (no autograd graph), as in train() on the fast path
+            batch_losses = fast_loss_and_grads_ensemble(
                 params, train_in[rows, index], train_tg[rows, index], train_mk[rows, index],
                 seeds=[_seed_of(rng) for rng in rngs], alpha=cfg.alpha, noise_std=cfg.noise_std,
                 readout_scale=readout_scale,
             )
-            batch_losses.sum().backward()
             if config.clip_gradient is not None:
                 _clip_per_network(trainable, config.clip_gradient)
             optimizer.step()
-            losses.append(batch_losses.detach().numpy())
+            losses.append(batch_losses)
         with torch.no_grad():
             outputs = torch.from_numpy(fast_outputs(params, val_in, seeds=validation_seeds, alpha=cfg.alpha,
                                                     noise_std=cfg.noise_std, readout_scale=readout_scale))
@@ -137,7 +141,7 @@ def train_ensemble(
         for k in range(K):
             val_loss = float(masked_mse_loss(outputs[k], val_tg[k], val_mk[k]))
             val_acc = float(correct_trials(outputs[k].numpy(), data[k][1]).mean())
-            histories[k].append({"epoch": epoch, "loss": float(np.mean([l[k] for l in losses])),
+            histories[k].append({"epoch": epoch, "loss": float(np.mean([batch[k] for batch in losses])),
                                  "validation_loss": val_loss, "validation_accuracy": val_acc, "seconds": seconds})
             if val_loss < best_loss[k] or not config.keep_best:
                 best_loss[k], best_epoch[k] = val_loss, epoch

@@ -142,6 +142,16 @@ def _loss_function(backend: str) -> Callable[..., torch.Tensor]:
     return plain
 
 
+def _clip_in_numpy(params: Sequence[torch.Tensor], max_norm: float) -> None:
+    """clip_grad_norm_ (the formula of train_ensemble's per-network clipping) on CPU gradients through NumPy views:
+    a few microseconds instead of 50, for the fast path's small parameter sets."""
+    grads = [p.grad.numpy() for p in params if p.grad is not None]
+    squares = np.float32(sum(np.dot(g.ravel(), g.ravel()) for g in grads))
+    factor = min(np.float32(max_norm) / (np.sqrt(squares) + np.float32(1e-6)), np.float32(1.0))
+    for g in grads:
+        g *= factor
+
+
 @torch.no_grad()
 def _validate(model: RateRNN, batch: TrialBatch, tensors, seed: int, backend: str) -> tuple[float, float]:
     """Validation loss and accuracy with the noise of ``seed``, drawn as the training path draws it."""
@@ -242,7 +252,10 @@ def train(
     start_epoch, history, best_epoch = 0, [], -1
     best_state = {k: v.clone() for k, v in net.state_dict().items()}
     best_loss = float("inf")
-    optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=config.lr)
+    backend = _resolve_backend(config, net)
+    # fused Adam: one kernel for all parameters (0.04 ms a step instead of 0.12 on the fast path)
+    optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=config.lr,
+                                 fused=True if backend == "fast" else None)
 
     if out_path is not None:
         existing = (out_path / io.CONFIG_NAME).is_file()
@@ -268,8 +281,13 @@ def train(
     train_batch, validation_batch, validation_seed = _training_data(task, config, seed)
     train_tensors = _tensors(train_batch, config.device)
     validation_tensors = _tensors(validation_batch, config.device)
-    backend = _resolve_backend(config, net)
     loss_fn = _loss_function(backend)
+    if backend == "fast":
+        from rnnscope.models._fast import _TrainStep
+
+        fast_step = _TrainStep(net)
+        train_arrays = tuple(np.ascontiguousarray(a, dtype=np.float32)
+                             for a in (train_batch.inputs, train_batch.targets, train_batch.mask))
     params = [p for p in net.parameters() if p.requires_grad]
     stopped_early = bool(history) and config.target_accuracy is not None and (
         history[-1]["validation_accuracy"] >= config.target_accuracy
@@ -286,15 +304,23 @@ def train(
         losses = []
         net.train()
         for b in range(config.batches_per_epoch):
-            index = torch.from_numpy(order[b * config.batch_size : (b + 1) * config.batch_size]).to(config.device)
-            inputs, targets, mask = (t.index_select(0, index) for t in train_tensors)
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(net, inputs, targets, mask, _seed_of(epoch_rng))
-            loss.backward()
+            if backend == "fast":  # no autograd graph: the kernel writes the gradients into .grad
+                rows = order[b * config.batch_size : (b + 1) * config.batch_size]
+                inputs, targets, mask = (a[rows] for a in train_arrays)
+                losses.append(fast_step(inputs, targets, mask, _seed_of(epoch_rng)))
+            else:
+                index = torch.from_numpy(order[b * config.batch_size : (b + 1) * config.batch_size]).to(config.device)
+                inputs, targets, mask = (t.index_select(0, index) for t in train_tensors)
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(net, inputs, targets, mask, _seed_of(epoch_rng))
+                loss.backward()
+                losses.append(float(loss.detach()))
             if config.clip_gradient is not None:
-                torch.nn.utils.clip_grad_norm_(params, config.clip_gradient)
+                if backend == "fast":
+                    _clip_in_numpy(params, config.clip_gradient)
+                else:
+                    torch.nn.utils.clip_grad_norm_(params, config.clip_gradient)
             optimizer.step()
-            losses.append(float(loss.detach()))
         net.eval()
         val_loss, val_acc = _validate(net, validation_batch, validation_tensors, validation_seed, backend)
         if not np.isfinite(val_loss):
