@@ -280,3 +280,21 @@ def test_graph_free_gradients_equal_autograd_ones(rank):
     for name, tensor in params.items():
         if tensor.requires_grad:
             assert torch.equal(tensor.grad[1], expected[name]), name
+
+
+def test_kernels_leave_torch_thread_count_alone() -> None:
+    """Starting numba's threading layer must not change the caller's torch setting."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch, numpy as np\n"
+        "torch.set_num_threads(1)\n"
+        "from rnnscope.models import fast_outputs\n"
+        "p = {k: np.zeros((1, 4, 1), np.float32) for k in ('m', 'n', 'w_in', 'w_out')}\n"
+        "p['h0'] = np.zeros((1, 4), np.float32)\n"
+        "fast_outputs(p, np.zeros((2, 3, 1), np.float32), seeds=[0])\n"
+        "print(torch.get_num_threads())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "1"

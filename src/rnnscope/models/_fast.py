@@ -1001,7 +1001,10 @@ def _threads() -> int:
     ``NUMBA_NUM_THREADS`` variable); by default the cores not busy with other work when the kernels first run in
     this process, ``cores + 1.5 - load`` rounded down by the one-minute load average (which counts this process's
     own thread: on a shared machine a second thread that has to share a core slows a run down)."""
-    threads = numba.get_num_threads()
+    torch_threads = torch.get_num_threads()
+    threads = numba.get_num_threads()  # the first call starts numba's OpenMP layer, which resets torch's thread count
+    if torch.get_num_threads() != torch_threads:
+        torch.set_num_threads(torch_threads)  # leave the caller's torch setting as it was
     if threads <= 1 or "NUMBA_NUM_THREADS" in os.environ or threads != numba.config.NUMBA_DEFAULT_NUM_THREADS:
         return threads
     return _default_threads(threads, os.getpid())
