@@ -66,6 +66,15 @@ def test_bic_and_resampled_accuracy(fit):
     assert plot_resampled_accuracy(result, ax=ax) is other
     dots = [c for c in ax.collections if c.get_gid() == "networks"]
     assert sum(len(c.get_offsets()) for c in dots) == 6
+    assert not [c for c in ax.collections if c.get_gid() == "retrained"]
+    retrained = MinimalPopulations(
+        accuracy=result.accuracy, trained_accuracy=0.98, tolerance=0.05, populations=2, zero_mean=False, size=120,
+        fit=fit, retrain=True, retrained_accuracy=np.array([[0.8, 0.85, 0.9], [0.99, 0.98, 1.0]]),
+        retrain_losses=np.zeros((2, 3)), retrained_models=(None, None),
+    )
+    fig = plot_resampled_accuracy(retrained)
+    after = [c for c in fig.axes[0].collections if c.get_gid() == "retrained"]
+    np.testing.assert_allclose(np.concatenate([c.get_offsets()[:, 1] for c in after]), [0.8, 0.85, 0.9, 0.99, 0.98, 1.0])
 
 
 def test_epairs_and_inactivation():

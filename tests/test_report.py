@@ -184,6 +184,7 @@ def test_comparison_side_by_side(trained_analysis, tmp_path):
     assert _console_errors(result.stderr) == []
 
 
+@pytest.mark.filterwarnings("ignore:validation accuracy:rnnscope.errors.ConvergenceWarning")  # 1-2 epochs, on purpose
 def test_demo_pipeline_small(tmp_path):
     """The demo's whole pipeline on tiny networks (the CLI's --quick and the benchmark run the same code)."""
     config = DemoConfig(rdm_size=32, mante_size=40, rdm_epochs=1, mante_epochs=1, train_trials=64, backend="torch",

@@ -113,7 +113,8 @@ def plot_bic(fit: PopulationFit, *, ax: Axes | None = None) -> Figure:
 
 
 def plot_resampled_accuracy(result: MinimalPopulations, *, ax: Axes | None = None) -> Figure:
-    """Accuracy of each resampled network per number of populations, the trained accuracy and its tolerance."""
+    """Accuracy of each resampled network per number of populations (and after retraining, when the search
+    retrained), the trained accuracy and its tolerance."""
     fig, ax = _figure_and_ax(ax)
     rng = np.random.default_rng(0)  # horizontal jitter only
     for p, row in enumerate(result.accuracy):
@@ -124,6 +125,14 @@ def plot_resampled_accuracy(result: MinimalPopulations, *, ax: Axes | None = Non
         ax.scatter(np.full(values.size, p + 1) + jitter, values, s=MARKER_SIZE * 1.5, alpha=0.6,
                    color=GROUP_COLORS[0], gid="networks")
         ax.plot([p + 0.75, p + 1.25], [values.mean()] * 2, color="k", linewidth=LINE_WIDTH * 1.5, gid="mean")
+    if result.retrain:  # accuracies after retraining the mixture, beside those before
+        for p, row in enumerate(result.retrained_accuracy):
+            values = row[~np.isnan(row)]
+            if values.size == 0:
+                continue
+            jitter = (rng.random(values.size) - 0.5) * 0.2
+            ax.scatter(np.full(values.size, p + 1.3) + jitter, values, s=MARKER_SIZE * 1.5, alpha=0.6, marker="^",
+                       color=GROUP_COLORS[2], gid="retrained", label="after retraining" if p == 0 else None)
     ax.axhline(result.trained_accuracy, color=GROUP_COLORS[1], linewidth=LINE_WIDTH, label="trained", gid="trained")
     ax.axhline(result.trained_accuracy - result.tolerance, **REFERENCE_LINE)
     ax.axhline(0.5, **REFERENCE_LINE)
