@@ -20,11 +20,10 @@ from rnnscope.analysis._populations import (
     resample,
     scale_population,
     simulate_networks,
-    stack_weights,
 )
 from rnnscope.errors import RnnscopeError
 from rnnscope.io._reference import load_reference
-from rnnscope.models import LowRankWeights
+from rnnscope.models import LowRankWeights, stack_weights
 
 NOISE = {"romo_rank2_500": 0.005}
 TRIALS = {"mante_lr_fig1": mante_trials, "rdm_lr_fig2": rdm_trials, "raposo_lr_fig1": raposo_trials,

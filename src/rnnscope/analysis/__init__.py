@@ -44,7 +44,6 @@ from rnnscope.analysis._populations import (
     GroupOverlaps,
     Inactivation,
     Loadings,
-    LowRankBatch,
     MinimalPopulations,
     NetworkAccuracy,
     PopulationFit,
@@ -61,7 +60,6 @@ from rnnscope.analysis._populations import (
     resample,
     scale_population,
     simulate_networks,
-    stack_weights,
 )
 from rnnscope.analysis._retrain import Retraining, retrain_population_model
 from rnnscope.analysis._run import TaskAnalysis, analyze_on_task
@@ -106,8 +104,6 @@ __all__ = [
     "PopulationSampler",
     "Retraining",
     "retrain_population_model",
-    "LowRankBatch",
-    "stack_weights",
     "simulate_networks",
     "NetworkAccuracy",
     "evaluate_networks",

@@ -20,7 +20,6 @@ from rnnscope._validation import as_generator, check_int, check_positive
 from rnnscope.analysis._fixedpoints import FixedPointResult, find_fixed_points
 from rnnscope.analysis._latent import flow_field
 from rnnscope.analysis._populations import (
-    LowRankBatch,
     PopulationModel,
     _counts,
     evaluate_networks,
@@ -28,7 +27,7 @@ from rnnscope.analysis._populations import (
 from rnnscope.analysis._retrain import train_loadings
 from rnnscope.design._spec import DesignSpec, population_factor
 from rnnscope.errors import ConvergenceWarning, RnnscopeError
-from rnnscope.models._weights import LowRankWeights
+from rnnscope.models._weights import LowRankBatch, LowRankWeights
 from rnnscope.tasks import Task
 
 __all__ = [

@@ -21,7 +21,7 @@ from rnnscope.models._rate import (
     model_from_weights,
     truncate,
 )
-from rnnscope.models._weights import FullRankWeights, LowRankWeights, RateWeights
+from rnnscope.models._weights import FullRankWeights, LowRankBatch, LowRankWeights, RateWeights, stack_weights
 
 __all__ = [
     "ModelConfig",
@@ -31,6 +31,8 @@ __all__ = [
     "LowRankWeights",
     "FullRankWeights",
     "RateWeights",
+    "LowRankBatch",
+    "stack_weights",
     "build_model",
     "model_from_weights",
     "truncate",

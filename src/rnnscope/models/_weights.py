@@ -13,14 +13,15 @@ so each neuron is one row of loadings: ``m, n (size, rank)``, ``w_in (size, inpu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from rnnscope._validation import check_array, check_nonnegative, check_positive
+from rnnscope._validation import check_array, check_int, check_nonnegative, check_positive, check_probability
 from rnnscope.errors import RnnscopeError
 
-__all__ = ["LowRankWeights", "FullRankWeights", "RateWeights"]
+__all__ = ["LowRankWeights", "FullRankWeights", "RateWeights", "LowRankBatch", "stack_weights"]
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -144,3 +145,71 @@ class FullRankWeights:
 
 
 RateWeights = LowRankWeights | FullRankWeights
+
+
+@dataclass(frozen=True, eq=False)
+class LowRankBatch:
+    """Many low-rank networks of one size, stacked on a leading axis (for one batched simulation).
+
+    m, n: (networks, size, rank); w_in: (networks, size, inputs); w_out: (networks, size, outputs);
+    h0: (networks, size). Readout and recurrence divide by ``size`` as in LowRankWeights.
+    """
+
+    m: np.ndarray
+    n: np.ndarray
+    w_in: np.ndarray
+    w_out: np.ndarray
+    h0: np.ndarray
+    noise_std: float = 0.05
+    alpha: float = 0.2
+
+    def __post_init__(self) -> None:
+        m = check_array(self.m, "m", ndim=3)
+        networks, size, rank = m.shape
+        check_array(self.n, "n", shape=(networks, size, rank))
+        check_array(self.w_in, "w_in", shape=(networks, size, None))
+        check_array(self.w_out, "w_out", shape=(networks, size, None))
+        check_array(self.h0, "h0", shape=(networks, size))
+        check_nonnegative(self.noise_std, "noise_std")
+        check_probability(self.alpha, "alpha")
+
+    @property
+    def networks(self) -> int:
+        return int(self.m.shape[0])
+
+    @property
+    def size(self) -> int:
+        return int(self.m.shape[1])
+
+    @property
+    def rank(self) -> int:
+        return int(self.m.shape[2])
+
+    def network(self, index: int) -> LowRankWeights:
+        """Network ``index`` as LowRankWeights."""
+        index = check_int(index, "index", minimum=0, maximum=self.networks - 1)
+        return LowRankWeights(
+            m=self.m[index], n=self.n[index], w_in=self.w_in[index], w_out=self.w_out[index], h0=self.h0[index],
+            noise_std=self.noise_std, alpha=self.alpha,
+        )
+
+
+def stack_weights(weights: Sequence[LowRankWeights]) -> LowRankBatch:
+    """Stack networks of the same size, rank, inputs, outputs and dynamics into a LowRankBatch."""
+    if len(weights) == 0:
+        raise RnnscopeError("weights: need at least one network")
+    first = weights[0]
+    for i, w in enumerate(weights):
+        if not isinstance(w, LowRankWeights):
+            raise RnnscopeError(f"weights[{i}]: expected LowRankWeights, got {type(w).__name__}")
+        shapes = (w.m.shape, w.w_in.shape, w.w_out.shape, w.noise_std, w.alpha)
+        if shapes != (first.m.shape, first.w_in.shape, first.w_out.shape, first.noise_std, first.alpha):
+            raise RnnscopeError(
+                f"weights[{i}]: shapes/dynamics {shapes} differ from weights[0] "
+                f"{(first.m.shape, first.w_in.shape, first.w_out.shape, first.noise_std, first.alpha)}"
+            )
+    return LowRankBatch(
+        m=np.stack([w.m for w in weights]), n=np.stack([w.n for w in weights]),
+        w_in=np.stack([w.w_in for w in weights]), w_out=np.stack([w.w_out for w in weights]),
+        h0=np.stack([w.h0 for w in weights]), noise_std=first.noise_std, alpha=first.alpha,
+    )
