@@ -258,6 +258,34 @@ def flow_command(run, input_pairs, mean_field, resolution, seed, out) -> None:
     click.echo(f"flow field -> {out}")
 
 
+@cli.command("truncate")
+@click.argument("run")
+@click.option("--ranks", default="1,2,3,4,5", show_default=True, help="Comma-separated ranks to try.")
+@click.option("--trials", type=int, default=500, show_default=True)
+@click.option("--tolerance", type=float, default=0.02, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@json_option
+def truncate_command(run, ranks, trials, tolerance, seed, as_json) -> None:
+    """What rank does a full-rank network need? Accuracy of its truncated-SVD versions."""
+    from rnnscope import io
+    from rnnscope.analysis import truncation_accuracy
+    from rnnscope.models import FullRankWeights
+
+    loaded = io.load_run(run)
+    weights = loaded.model.weights()
+    if not isinstance(weights, FullRankWeights):
+        raise RnnscopeError(f"{run}: already a low-rank network (rank {weights.rank}); truncation needs a full-rank one")
+    try:
+        wanted = [int(r) for r in ranks.split(",") if r.strip()]
+    except ValueError:
+        raise RnnscopeError(f"--ranks: expected comma-separated integers, got {ranks!r}") from None
+    result = truncation_accuracy(weights, loaded.task, ranks=wanted, trials=trials, tolerance=tolerance, rng=seed)
+    _emit(result.to_dict(), as_json, lambda d: "\n".join(
+        [f"full network: {d['full_accuracy']:.3f}"]
+        + [f"rank {r}: {a:.3f}" for r, a in zip(d["ranks"], d["accuracy"], strict=True)]
+        + [f"rank needed (within {d['tolerance']}): {d['needed']}"]))
+
+
 @cli.command("populations")
 @click.argument("run")
 @click.option("--max-populations", type=int, default=5, show_default=True)

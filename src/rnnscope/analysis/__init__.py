@@ -65,6 +65,7 @@ from rnnscope.analysis._retrain import Retraining, retrain_population_model
 from rnnscope.analysis._run import TaskAnalysis, analyze_on_task
 from rnnscope.analysis._selectivity import Selectivity, selectivity
 from rnnscope.analysis._summary import LatentSummary, analyze
+from rnnscope.analysis._truncation import RankTruncation, truncation_accuracy
 
 __all__ = [
     "overlaps",
@@ -130,4 +131,6 @@ __all__ = [
     "selectivity_on_task",
     "selectivity_epairs",
     "inactivate_populations",
+    "RankTruncation",
+    "truncation_accuracy",
 ]

@@ -1,0 +1,80 @@
+"""What rank does a network need? Accuracy of its truncated-SVD low-rank versions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rnnscope._validation import as_generator, check_int, check_probability
+from rnnscope.errors import RnnscopeError
+from rnnscope.models import FullRankWeights, fast_outputs, stack_weights, truncate
+from rnnscope.tasks import Task, TrialBatch, correct_trials
+
+__all__ = ["RankTruncation", "truncation_accuracy"]
+
+
+@dataclass(frozen=True, eq=False)
+class RankTruncation:
+    """ranks: (ranks,); accuracy: (ranks,) accuracy of the rank-r truncation of J; full_accuracy: the full
+    network's, on the same trials and noise; singular_values: (size,) of J; needed: the smallest rank within
+    ``tolerance`` of the full accuracy (None if none is)."""
+
+    ranks: np.ndarray
+    accuracy: np.ndarray
+    full_accuracy: float
+    singular_values: np.ndarray
+    tolerance: float
+    needed: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ranks": self.ranks.tolist(),
+            "accuracy": self.accuracy.tolist(),
+            "full_accuracy": self.full_accuracy,
+            "tolerance": self.tolerance,
+            "needed": self.needed,
+            "singular_values": self.singular_values[: max(10, int(self.ranks.max()))].tolist(),
+        }
+
+
+def _accuracy(params: dict[str, np.ndarray], batch: TrialBatch, seed: int, noise_std: float, alpha: float,
+              readout_scale: float) -> float:
+    outputs = fast_outputs(params, batch.inputs, seeds=[seed], alpha=alpha, noise_std=noise_std,
+                           readout_scale=readout_scale)[0]
+    return float(correct_trials(outputs, batch).mean())
+
+
+def truncation_accuracy(
+    weights: FullRankWeights,
+    task: Task,
+    *,
+    ranks: Sequence[int] = (1, 2, 3, 4, 5),
+    trials: int = 500,
+    tolerance: float = 0.02,
+    rng: np.random.Generator | int,
+) -> RankTruncation:
+    """Truncate J to each rank (``rnnscope.models.truncate``: m = sqrt(N) U_r sqrt(s_r), n = sqrt(N) V_r
+    sqrt(s_r), readout rescaled) and evaluate every truncation and the full network on the same trials with the
+    same private noise."""
+    if not isinstance(weights, FullRankWeights):
+        raise RnnscopeError(f"weights: truncation needs a full-rank network, got {type(weights).__name__}")
+    ranks = np.array(sorted({check_int(r, "ranks", minimum=1, maximum=weights.size) for r in ranks}))
+    tolerance = check_probability(tolerance, "tolerance")
+    rng = as_generator(rng, name="rng")
+    batch = task.sample(check_int(trials, "trials", minimum=1), rng=rng)
+    seed = int(rng.integers(2**63 - 1))
+    dynamics = {"seed": seed, "noise_std": weights.noise_std, "alpha": weights.alpha}
+    full = _accuracy({"J": weights.J[None], "w_in": weights.w_in[None], "w_out": weights.w_out[None],
+                      "h0": weights.h0[None]}, batch, readout_scale=1.0, **dynamics)
+    accuracy = []
+    for r in ranks:
+        low = stack_weights([truncate(weights, int(r))])
+        params = {"m": low.m, "n": low.n, "w_in": low.w_in, "w_out": low.w_out, "h0": low.h0}
+        accuracy.append(_accuracy(params, batch, readout_scale=1.0 / weights.size, **dynamics))
+    accuracy = np.array(accuracy)
+    ok = [int(r) for r, a in zip(ranks, accuracy, strict=True) if a >= full - tolerance]
+    return RankTruncation(ranks, accuracy, full, np.linalg.svd(weights.J, compute_uv=False), tolerance,
+                          min(ok) if ok else None)
