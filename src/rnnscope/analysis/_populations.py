@@ -644,8 +644,7 @@ def simulate_networks(
 
         seeds = [int(rng.integers(2**63 - 1))] * batch.networks if shared_noise else [
             int(s) for s in rng.integers(2**63 - 1, size=batch.networks)]
-        params = {"m": batch.m, "n": batch.n, "w_in": batch.w_in, "w_out": batch.w_out, "h0": batch.h0}
-        return fast_outputs(params, inputs, seeds=seeds, alpha=batch.alpha, noise_std=batch.noise_std).astype(np.float64)
+        return fast_outputs(batch.arrays(), inputs, seeds=seeds, alpha=batch.alpha, noise_std=batch.noise_std).astype(np.float64)
     generator = torch.Generator(device=device).manual_seed(int(rng.integers(2**63 - 1)))
     as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
     m, n, w_in, w_out, h0 = (as_tensor(a) for a in (batch.m, batch.n, batch.w_in, batch.w_out, batch.h0))

@@ -72,8 +72,7 @@ def truncation_accuracy(
     accuracy = []
     for r in ranks:
         low = stack_weights([truncate(weights, int(r))])
-        params = {"m": low.m, "n": low.n, "w_in": low.w_in, "w_out": low.w_out, "h0": low.h0}
-        accuracy.append(_accuracy(params, batch, readout_scale=1.0 / weights.size, **dynamics))
+        accuracy.append(_accuracy(low.arrays(), batch, readout_scale=1.0 / weights.size, **dynamics))
     accuracy = np.array(accuracy)
     ok = [int(r) for r, a in zip(ranks, accuracy, strict=True) if a >= full - tolerance]
     return RankTruncation(ranks, accuracy, full, np.linalg.svd(weights.J, compute_uv=False), tolerance,

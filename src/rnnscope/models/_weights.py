@@ -46,8 +46,27 @@ def _check_common(weights: LowRankWeights | FullRankWeights, size: int) -> None:
         raise RnnscopeError(f"alpha: must be in (0, 1], got {alpha}")
 
 
+class _Shapes:
+    """Sizes read from the trailing axes of the weights, shared by single networks and stacks of networks."""
+
+    w_in: np.ndarray
+    w_out: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return int(self.w_in.shape[-2])
+
+    @property
+    def inputs(self) -> int:
+        return int(self.w_in.shape[-1])
+
+    @property
+    def outputs(self) -> int:
+        return int(self.w_out.shape[-1])
+
+
 @dataclass(frozen=True, eq=False)
-class LowRankWeights:
+class LowRankWeights(_Shapes):
     """A low-rank network ``J = m n^T / size``.
 
     m, n: (size, rank); w_in: (size, inputs); w_out: (size, outputs); h0: (size,).
@@ -76,20 +95,8 @@ class LowRankWeights:
         object.__setattr__(self, "readout_scale", 1.0 / m.shape[0])
 
     @property
-    def size(self) -> int:
-        return int(self.m.shape[0])
-
-    @property
     def rank(self) -> int:
-        return int(self.m.shape[1])
-
-    @property
-    def inputs(self) -> int:
-        return int(self.w_in.shape[1])
-
-    @property
-    def outputs(self) -> int:
-        return int(self.w_out.shape[1])
+        return int(self.m.shape[-1])
 
     def connectivity(self) -> np.ndarray:
         """J: (size, size). Built on demand only; the simulation never needs it."""
@@ -101,7 +108,7 @@ class LowRankWeights:
 
 
 @dataclass(frozen=True, eq=False)
-class FullRankWeights:
+class FullRankWeights(_Shapes):
     """A full-rank network.
 
     J: (size, size), row i holds the weights onto neuron i; w_in: (size, inputs); w_out: (size, outputs);
@@ -123,17 +130,6 @@ class FullRankWeights:
         object.__setattr__(self, "J", _frozen(J))
         _check_common(self, J.shape[0])
 
-    @property
-    def size(self) -> int:
-        return int(self.J.shape[0])
-
-    @property
-    def inputs(self) -> int:
-        return int(self.w_in.shape[1])
-
-    @property
-    def outputs(self) -> int:
-        return int(self.w_out.shape[1])
 
     def connectivity(self) -> np.ndarray:
         """J: (size, size)."""
@@ -148,7 +144,7 @@ RateWeights = LowRankWeights | FullRankWeights
 
 
 @dataclass(frozen=True, eq=False)
-class LowRankBatch:
+class LowRankBatch(_Shapes):
     """Many low-rank networks of one size, stacked on a leading axis (for one batched simulation).
 
     m, n: (networks, size, rank); w_in: (networks, size, inputs); w_out: (networks, size, outputs);
@@ -178,12 +174,12 @@ class LowRankBatch:
         return int(self.m.shape[0])
 
     @property
-    def size(self) -> int:
-        return int(self.m.shape[1])
-
-    @property
     def rank(self) -> int:
-        return int(self.m.shape[2])
+        return int(self.m.shape[-1])
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """{m, n, w_in, w_out, h0}: the stacked arrays, as the fused kernels take them."""
+        return {"m": self.m, "n": self.n, "w_in": self.w_in, "w_out": self.w_out, "h0": self.h0}
 
     def network(self, index: int) -> LowRankWeights:
         """Network ``index`` as LowRankWeights."""
