@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from rnnscope.models import LowRankWeights
-
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
 
 def network(m: np.ndarray, n: np.ndarray, w_in: np.ndarray | None = None) -> LowRankWeights:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from rnnscope.tasks import TrialBatch, make_task
-
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
 
 def mante_trials(trials: int, *, rng: np.random.Generator, cue_amplitude: float = 0.1) -> TrialBatch:

@@ -7,8 +7,11 @@ import subprocess
 import sys
 
 import pytest
+import torch
+from conftest import shipped_run
 
 from rnnscope.cli import main
+from rnnscope.io import load_run
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -38,14 +41,23 @@ def test_train_then_evaluate(tmp_path, capsys) -> None:
     assert json.loads(out2) == result  # seeded
 
 
-def test_import_reference_stores_task_options(tmp_path, capsys, reference_dir) -> None:
+def test_import_reference_stores_task_options(tmp_path, capsys) -> None:
+    """A state_dict in the authors' format (keys wi, si, wo, so, h0, m, n), written here from the shipped
+    context-dependent network with its input scalings split off, imports with its task option and still solves
+    the task."""
+    weights = load_run(shipped_run("mante_rank1_256")).model.weights()
+    state = {"wi": torch.tensor(2.0 * weights.w_in.T), "si": torch.full((weights.inputs,), 0.5),
+             "wo": torch.tensor(weights.w_out), "so": torch.ones(1), "h0": torch.tensor(weights.h0),
+             "m": torch.tensor(weights.m), "n": torch.tensor(weights.n)}
+    torch.save({k: v.float() for k, v in state.items()}, tmp_path / "mante.pt")
     run = str(tmp_path / "ref")
-    code, out, _ = run_cli(capsys, "import-reference", str(reference_dir / "mante_lr_fig1.pt"), "--task", "mante",
+    code, out, _ = run_cli(capsys, "import-reference", str(tmp_path / "mante.pt"), "--task", "mante",
                            "--task-option", "cue_amplitude=0.1", "--out", run, "--json")
     info = json.loads(out)
-    assert code == 0 and info["size"] == 512 and info["rank"] == 1 and info["inputs"] == 4
+    assert code == 0 and info["size"] == 256 and info["rank"] == 1 and info["inputs"] == 4
+    assert json.loads((tmp_path / "ref" / "config.json").read_text())["task"]["options"]["cue_amplitude"] == 0.1
     code, out, _ = run_cli(capsys, "evaluate", run, "--trials", "300", "--json")
-    assert json.loads(out)["accuracy"] >= 0.98
+    assert json.loads(out)["accuracy"] >= 0.98  # the shipped network: 0.999 on 1000 trials
 
 
 BAD = [

@@ -1,18 +1,21 @@
-"""CLI contract of the latent analysis: analyze, fixed-points, flow."""
+"""CLI contract of the latent analysis: analyze, fixed-points, flow, on the shipped random-dots network
+(rank 1, N = 128, trained by rnnscope: tests/data/rdm_rank1_128)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
+from conftest import shipped_run
 
 from rnnscope.cli import main
 
 
 @pytest.fixture(scope="module")
-def rdm_run(tmp_path_factory, reference_dir):
+def rdm_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "rdm"
-    assert main(["import-reference", str(reference_dir / "rdm_lr_fig2.pt"), "--task", "rdm", "--out", str(run)]) == 0
+    shutil.copytree(shipped_run("rdm_rank1_128"), run)
     return run
 
 

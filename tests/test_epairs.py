@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _population_tasks import REFERENCE
+from conftest import reference_path
 from scipy import linalg, stats
 
 from rnnscope.analysis._epairs import epairs, neighbour_angles, whiten
@@ -86,10 +86,11 @@ def test_rejects_degenerate_input():
 
 
 def _connectivity(name: str, noise_std: float = 0.05) -> np.ndarray:
-    values, _ = loadings(load_reference(REFERENCE / f"{name}.pt", noise_std=noise_std)).select(("m", "n", "w_in"))
+    values, _ = loadings(load_reference(reference_path(f"{name}.pt"), noise_std=noise_std)).select(("m", "n", "w_in"))
     return values
 
 
+@pytest.mark.reference
 def test_reference_mante_is_clustered():
     result = epairs(_connectivity("mante_lr_fig1"), rng=0, draws=200)
     assert result.p_value < 1e-100
@@ -97,6 +98,7 @@ def test_reference_mante_is_clustered():
     assert result.to_dict()["p_value"] == result.p_value
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("name", ["rdm_lr_fig2", "raposo_lr_fig1", "romo_rank2_500"])
 def test_reference_without_structure(name):
     result = epairs(_connectivity(name), rng=0, draws=200)

@@ -4,13 +4,13 @@ import time
 import numpy as np
 import pytest
 from _lowrank_nets import (
-    REFERENCE,
     bimodal_network,
     gaussian_network,
     network,
     simulate_network,
     two_population_network,
 )
+from conftest import reference_path, shipped_run
 from scipy.integrate import quad
 from scipy.optimize import brentq
 
@@ -25,6 +25,7 @@ from rnnscope.analysis._fixedpoints import (
 from rnnscope.analysis._latent import flow_field, latent_bounds, reduced_flow
 from rnnscope.analysis._summary import analyze
 from rnnscope.errors import ConvergenceWarning, RnnscopeError
+from rnnscope.io import load_run
 from rnnscope.io._reference import load_reference
 
 SIZE = 2000
@@ -221,8 +222,9 @@ def test_rank3_fixed_points():
     assert result.fixed_points.rank == 3
 
 
+@pytest.mark.reference
 def test_reference_rdm_two_choices():
-    w = load_reference(REFERENCE / "rdm_lr_fig2.pt")
+    w = load_reference(reference_path("rdm_lr_fig2.pt"))
     sigma = float((w.n.T @ w.m / w.size)[0, 0])
     assert sigma > 1
     points = find_fixed_points(w, rng=0).fixed_points
@@ -247,8 +249,9 @@ def test_reference_rdm_two_choices():
         assert np.sign(np.tanh(end @ w.m.T) @ w.w_out[:, 0]) == np.sign(coherence)
 
 
+@pytest.mark.reference
 def test_reference_romo_fast_and_mean_field_agrees():
-    w = load_reference(REFERENCE / "romo_rank2_500.pt", noise_std=0.005)
+    w = load_reference(reference_path("romo_rank2_500.pt"), noise_std=0.005)
     t0 = time.perf_counter()
     result = find_fixed_points(w, rng=0)
     flow_field(w, resolution=50)
@@ -266,7 +269,7 @@ def test_reference_romo_fast_and_mean_field_agrees():
 
 
 def test_analyze_summary_is_json_ready():
-    w = load_reference(REFERENCE / "rdm_lr_fig2.pt")
+    w = load_run(shipped_run("rdm_rank1_128")).model.weights()  # a random-dots network trained by rnnscope
     out = json.loads(json.dumps(analyze(w, rng=0, starts=30).to_dict()))
     assert out["rank"] == 1 and out["overlaps"][0][0] > 1
     assert len(out["fixed_points"]) == 3 and out["origin"]["stable"] is False

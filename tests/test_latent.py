@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
-from _lowrank_nets import REFERENCE, gaussian_network, network, simulate_network
+from _lowrank_nets import gaussian_network, network, simulate_network
+from conftest import reference_path
 from scipy.integrate import quad
 
 from rnnscope.analysis._latent import (
@@ -269,10 +270,11 @@ def test_flow_field_shapes_and_values():
         flow_field(w, inputs=np.zeros(3))
 
 
+@pytest.mark.reference
 def test_reference_rdm_network_simulation_stays_in_latent_span():
     from rnnscope.io._reference import load_reference
 
-    w = load_reference(REFERENCE / "rdm_lr_fig2.pt")
+    w = load_reference(reference_path("rdm_lr_fig2.pt"))
     rng = np.random.default_rng(0)
     x0 = rng.standard_normal((4, w.size)) * 0.5
     x = simulate_network(w, x0, np.array([0.3]), 200)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _population_tasks import REFERENCE, mante_trials, raposo_trials, rdm_trials, romo_trials
+from _population_tasks import mante_trials, raposo_trials, rdm_trials, romo_trials
+from conftest import reference_path, shipped_run
 
 from rnnscope.analysis._populations import (
     Loadings,
@@ -22,6 +23,7 @@ from rnnscope.analysis._populations import (
     simulate_networks,
 )
 from rnnscope.errors import RnnscopeError
+from rnnscope.io import load_run
 from rnnscope.io._reference import load_reference
 from rnnscope.models import LowRankWeights, stack_weights
 
@@ -42,7 +44,13 @@ def one_torch_thread():
 
 
 def reference(name: str) -> LowRankWeights:
-    return load_reference(REFERENCE / f"{name}.pt", noise_std=NOISE.get(name, 0.05))
+    """An authors' network: only from tests marked ``reference``."""
+    return load_reference(reference_path(f"{name}.pt"), noise_std=NOISE.get(name, 0.05))
+
+
+def shipped_mante() -> LowRankWeights:
+    """The shipped context-dependent network (rank 1, N = 256, trained by rnnscope)."""
+    return load_run(shipped_run("mante_rank1_256")).model.weights()
 
 
 def random_network(rng, size=40, rank=2, inputs=3, outputs=1, noise_std=0.0) -> LowRankWeights:
@@ -192,7 +200,7 @@ def test_noise_is_private_and_reproducible():
 def test_accuracy_rule():
     rng = np.random.default_rng(7)
     trials = mante_trials(64, rng=rng)
-    w = reference("mante_lr_fig1")
+    w = shipped_mante()
     result = evaluate_networks(w, trials, rng=0)
     outputs = simulate_networks(w, trials.inputs, rng=0)[0]
     c = trials.conditions
@@ -203,6 +211,7 @@ def test_accuracy_rule():
 
 
 # -- the reference networks ---------------------------------------------------------------------------------------
+@pytest.mark.reference
 def test_mante_needs_populations():
     """mante_lr_fig1: trained >= 0.95, one zero-mean Gaussian fails (the paper: 0.70)."""
     rng = np.random.default_rng(8)
@@ -214,6 +223,7 @@ def test_mante_needs_populations():
     assert result.to_dict()["populations"] == 1
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("name", ["rdm_lr_fig2", "raposo_lr_fig1", "romo_rank2_500"])
 def test_single_gaussian_suffices(name):
     rng = np.random.default_rng(9)
@@ -223,6 +233,7 @@ def test_single_gaussian_suffices(name):
     assert result.mean >= 0.95
 
 
+@pytest.mark.reference
 def test_minimal_populations_is_one_for_rdm():
     rng = np.random.default_rng(10)
     w = reference("rdm_lr_fig2")
@@ -235,6 +246,7 @@ def test_minimal_populations_is_one_for_rdm():
     assert result.to_dict()["populations"] == 1
 
 
+@pytest.mark.reference
 def test_two_populations_with_means_do_not_flip_a_unimodal_cloud():
     """Splitting rdm's unimodal cloud in two keeps accuracy when each population keeps its mean."""
     rng = np.random.default_rng(11)
@@ -244,6 +256,7 @@ def test_two_populations_with_means_do_not_flip_a_unimodal_cloud():
     assert result.mean >= 0.95
 
 
+@pytest.mark.reference
 def test_two_populations_at_512_run_through_the_same_code():
     """mante_lr_fig1 with two populations (finite size: the README reports about 0.75, far below 4096's 0.96)."""
     rng = np.random.default_rng(12)
@@ -277,7 +290,7 @@ def test_scale_population():
 
 def test_effective_overlaps_match_a_direct_computation():
     rng = np.random.default_rng(14)
-    w = reference("mante_lr_fig1")
+    w = shipped_mante()
     quiet = LowRankWeights(m=w.m, n=w.n, w_in=w.w_in, w_out=w.w_out, h0=w.h0, noise_std=0.0)
     trials = mante_trials(16, rng=rng)
     labels = (w.n[:, 0] > 0).astype(int)
@@ -286,7 +299,7 @@ def test_effective_overlaps_match_a_direct_computation():
     x = np.tile(quiet.h0, (16, 1))
     states = []
     for t in range(trials.steps):
-        x = x + 0.2 * (-x + (np.tanh(x) @ quiet.n) @ quiet.m.T / 512 + trials.inputs[:, t] @ quiet.w_in.T)
+        x = x + 0.2 * (-x + (np.tanh(x) @ quiet.n) @ quiet.m.T / quiet.size + trials.inputs[:, t] @ quiet.w_in.T)
         states.append(x)
     slopes = 1 - np.tanh(np.stack(states, axis=1)) ** 2
     start, stop = trials.epochs["stimulus"]
@@ -307,6 +320,7 @@ def test_effective_overlaps_match_a_direct_computation():
 
 
 # -- the large network (N = 4096) -------------------------------------------------------------------------------------
+@pytest.mark.reference
 def test_mante_4096_needs_two_populations():
     """README: one Gaussian about 0.74, two populations (zero means) about 0.96; silencing a population impairs one
     context much more than the other."""

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import reference_path
 
 from rnnscope.io import load_reference
 from rnnscope.models import FullRankWeights, LowRankWeights
 from rnnscope.tasks import make_task
 from rnnscope.training import evaluate
+
+pytestmark = pytest.mark.reference
 
 CASES = [
     # file, task, options, noise_std, kind, size, rank, inputs
@@ -22,9 +25,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_reference_network_imports_and_solves_its_task(case, reference_dir) -> None:
+def test_reference_network_imports_and_solves_its_task(case) -> None:
     file, task, options, noise_std, kind, size, rank, inputs = case
-    weights = load_reference(reference_dir / file, noise_std=noise_std)
+    weights = load_reference(reference_path(file), noise_std=noise_std)
     assert isinstance(weights, kind) and weights.size == size and weights.inputs == inputs
     if rank is not None:
         assert weights.rank == rank
@@ -34,8 +37,8 @@ def test_reference_network_imports_and_solves_its_task(case, reference_dir) -> N
         assert min(result.per_condition["context"].values()) >= 0.97
 
 
-def test_wrong_cue_amplitude_shows_the_conventions_matter(reference_dir) -> None:
+def test_wrong_cue_amplitude_shows_the_conventions_matter() -> None:
     """The 4096 network was trained with cues of 0.5: with the default 0.1 it loses one context."""
-    weights = load_reference(reference_dir / "mante_rank1_4096.pt")
+    weights = load_reference(reference_path("mante_rank1_4096.pt"))
     result = evaluate(weights, make_task("mante"), trials=200, rng=np.random.default_rng(0))
     assert result.accuracy < 0.9

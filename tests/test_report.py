@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import reference_path
 
 from rnnscope import io
 from rnnscope.errors import RnnscopeError
@@ -25,7 +26,6 @@ from rnnscope.tasks import TrialBatch, make_task, task_spec
 from rnnscope.training import TrainingConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 ARTIFACTS = REPO / "artifacts"
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -70,7 +70,7 @@ def trained_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory) -> Path:
     """The authors' random-dots network (N = 512) as a run directory."""
-    weights = io.load_reference(REFERENCE / "rdm_lr_fig2.pt", noise_std=0.05)
+    weights = io.load_reference(reference_path("rdm_lr_fig2.pt"), noise_std=0.05)
     out = tmp_path_factory.mktemp("runs") / "reference-rdm"
     io.save_model_run(out, model_from_weights(weights), task_spec(make_task("rdm")), {"seed": 0})
     return out
@@ -127,10 +127,11 @@ def test_every_figure_as_png_and_svg_with_numbers(single_report):
     assert "http://" not in page and "https://" not in page  # nothing fetched: self-contained
 
 
+@pytest.mark.reference
 def test_summary_is_generated_from_the_numbers(reference_run, tmp_path):
     """On the authors' rdm network: the printed overlap is n.m/N of the raw weights, and the network behaves
     as in the paper (accuracy > 0.9, psychometric curve rising from ~0 to ~1)."""
-    state = torch.load(REFERENCE / "rdm_lr_fig2.pt", map_location="cpu", weights_only=True)
+    state = torch.load(reference_path("rdm_lr_fig2.pt"), map_location="cpu", weights_only=True)
     m, n = state["m"].numpy()[:, 0], state["n"].numpy()[:, 0]
     overlap = float(m @ n / m.size)
     config = ReportConfig(trials=600, analysis_trials=40, trajectory_trials=8, example_trials=2, fixed_point_starts=30,
@@ -199,9 +200,10 @@ def test_demo_pipeline_small(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.reference
 def test_mante_4096_report_shows_population_finding(tmp_path):
     """The authors' N = 4096 context-dependent network (cues 0.5): one Gaussian fails, two populations succeed."""
-    weights = io.load_reference(REFERENCE / "mante_rank1_4096.pt", noise_std=0.05)
+    weights = io.load_reference(reference_path("mante_rank1_4096.pt"), noise_std=0.05)
     run = tmp_path / "mante4096"
     io.save_model_run(run, model_from_weights(weights), task_spec(make_task("mante", {"cue_amplitude": 0.5})),
                       {"seed": 0})

@@ -5,11 +5,12 @@ minimal-population search (Python and CLI)."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
-from _population_tasks import REFERENCE
+from conftest import reference_path, shipped_run
 
 from rnnscope.analysis._populations import (
     PopulationModel,
@@ -21,6 +22,7 @@ from rnnscope.analysis._populations import (
 from rnnscope.analysis._retrain import loadings_loss, retrain_population_model
 from rnnscope.cli import main
 from rnnscope.errors import RnnscopeError
+from rnnscope.io import load_run
 from rnnscope.io._reference import load_reference
 from rnnscope.tasks import make_task
 
@@ -40,8 +42,14 @@ def one_torch_thread():
 
 @pytest.fixture(scope="module")
 def rdm() -> PopulationModel:
-    """The single Gaussian of the rdm reference network's neurons."""
-    return PopulationModel.from_weights(load_reference(REFERENCE / "rdm_lr_fig2.pt"))
+    """The single Gaussian of the rdm reference network's neurons (tests marked ``reference`` only)."""
+    return PopulationModel.from_weights(load_reference(reference_path("rdm_lr_fig2.pt")))
+
+
+@pytest.fixture(scope="module")
+def shipped_rdm() -> PopulationModel:
+    """The single Gaussian of the neurons of the shipped random-dots network (rank 1, N = 128, trained by rnnscope)."""
+    return PopulationModel.from_weights(load_run(shipped_run("rdm_rank1_128")).model.weights())
 
 
 def _with(model: PopulationModel, *, means: np.ndarray, covariances: np.ndarray) -> PopulationModel:
@@ -95,10 +103,10 @@ def test_zero_mean_sampler_keeps_means_at_zero():
     np.testing.assert_array_equal(sampler.to_model().means, 0.0)
 
 
-def test_loss_matches_a_plain_simulation_and_has_gradients(rdm):
-    """The loss of the reference network's own loadings (no noise) equals the masked MSE of a plain NumPy Euler
+def test_loss_matches_a_plain_simulation_and_has_gradients(shipped_rdm):
+    """The loss of a trained network's own loadings (no noise) equals the masked MSE of a plain NumPy Euler
     loop; through the sampler, the loss has finite, non-zero gradients on every parameter."""
-    weights = load_reference(REFERENCE / "rdm_lr_fig2.pt")
+    weights = load_run(shipped_run("rdm_rank1_128")).model.weights()
     batch = make_task("rdm").sample(12, rng=np.random.default_rng(3))
     points = loadings(weights)
     loss = loadings_loss(torch.tensor(points.values), points.columns, batch, noise_std=0.0, alpha=0.2,
@@ -115,15 +123,16 @@ def test_loss_matches_a_plain_simulation_and_has_gradients(rdm):
     per_trial = (((outputs - batch.targets) ** 2).mean(axis=-1) * mask).sum(axis=-1) / mask.sum(axis=-1)
     assert float(loss) == pytest.approx(per_trial.mean(), rel=1e-4)
 
-    sampler = rdm.sampler()
+    sampler = shipped_rdm.sampler()
     generator = torch.Generator().manual_seed(0)
-    loadings_loss(sampler(sampler.normals(64, generator=generator)), rdm.columns, batch, noise_std=0.05,
+    loadings_loss(sampler(sampler.normals(64, generator=generator)), shipped_rdm.columns, batch, noise_std=0.05,
                   alpha=0.2, generator=generator).backward()
     for name, parameter in sampler.named_parameters():
         assert torch.isfinite(parameter.grad).all() and parameter.grad.abs().max() > 0, name
 
 
 # ------------------------------------------------------------------------------------------------ retraining
+@pytest.mark.reference
 def test_retraining_recovers_a_flipped_readout(rdm):
     """Flipping the sign of w_out (means and covariances) makes every resampled network answer the opposite
     choice; retraining the mixture parameters alone brings resampled networks back above 0.9."""
@@ -141,6 +150,7 @@ def test_retraining_recovers_a_flipped_readout(rdm):
     np.testing.assert_array_equal(retrained.fractions, flipped.fractions)
 
 
+@pytest.mark.reference
 def test_retraining_restores_a_shrunk_covariance(rdm):
     """Shrinking every loading by 0.4 divides the n-m overlap by 6 (no more decision attractors) and lowers the
     accuracy; retraining grows the overlap back and the accuracy with it."""
@@ -154,16 +164,17 @@ def test_retraining_restores_a_shrunk_covariance(rdm):
     assert resample(retrained, trials, rng=8, networks=5, size=256).mean >= max(0.9, before + 0.1)
 
 
-def test_retraining_rejects_bad_input(rdm):
+def test_retraining_rejects_bad_input(shipped_rdm):
     with pytest.raises(RnnscopeError, match="inputs"):
-        retrain_population_model(rdm, make_task("mante"), rng=0, epochs=1)
+        retrain_population_model(shipped_rdm, make_task("mante"), rng=0, epochs=1)
     with pytest.raises(RnnscopeError, match="epochs"):
-        retrain_population_model(rdm, make_task("rdm"), rng=0, epochs=0)
+        retrain_population_model(shipped_rdm, make_task("rdm"), rng=0, epochs=0)
 
 
 # ------------------------------------------------------------------------------------------------ minimal P
+@pytest.mark.reference
 def test_minimal_populations_reports_accuracy_before_and_after_retraining():
-    weights = load_reference(REFERENCE / "rdm_lr_fig2.pt")
+    weights = load_reference(reference_path("rdm_lr_fig2.pt"))
     task = make_task("rdm")
     rng = np.random.default_rng(10)
     trials = task.sample(150, rng=rng)
@@ -187,7 +198,7 @@ def test_minimal_populations_reports_accuracy_before_and_after_retraining():
 
 def test_cli_minimal_populations_retrain(tmp_path, capsys):
     run = tmp_path / "rdm"
-    assert main(["import-reference", str(REFERENCE / "rdm_lr_fig2.pt"), "--task", "rdm", "--out", str(run)]) == 0
+    shutil.copytree(shipped_run("rdm_rank1_128"), run)  # a random-dots network trained by rnnscope
     capsys.readouterr()
     assert main(["minimal-populations", str(run), "--max-populations", "1", "--networks", "2", "--trials", "100",
                  "--size", "128", "--retrain", "--retrain-epochs", "3", "--json"]) == 0
@@ -200,10 +211,11 @@ def test_cli_minimal_populations_retrain(tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.reference
 def test_two_retrained_populations_solve_mante_at_512():
     """mante_lr_fig1 (N = 512): resampling fails with one or two populations (finite size), and retraining the
     mixture parameters rescues two populations (>= 0.95) but not one (< 0.85), as Dubreuil, Valente et al. find."""
-    weights = load_reference(REFERENCE / "mante_lr_fig1.pt")
+    weights = load_reference(reference_path("mante_lr_fig1.pt"))
     task = make_task("mante")
     trials = task.sample(300, rng=np.random.default_rng(0))
     result = minimal_populations(weights, trials, rng=1, max_populations=2, networks=6, restarts=2, retrain=True,

@@ -154,7 +154,7 @@ def test_a_user_task_needs_no_package_change() -> None:
     from rnnscope.models import ModelConfig
     from rnnscope.training import TrainingConfig, evaluate, train
 
-    task = make_task(f"{__name__}:Flip")
+    task = make_task(Flip)  # a class passed in Python
     assert isinstance(task, Flip) and task.steps(task.wait_ms) == 10
     result = train(task, ModelConfig(size=32, inputs=1, rank=1), TrainingConfig(epochs=3, train_trials=128, validation_trials=64),
                    seed=0, progress=False)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
+import math
 import sys
+import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
@@ -16,17 +16,45 @@ from rnnscope.errors import RnnscopeError
 __all__ = ["main", "cli"]
 
 
-def _emit(data: dict[str, Any], as_json: bool, text: Callable[[dict[str, Any]], str]) -> None:
-    click.echo(json.dumps(data, indent=2) if as_json else text(data))
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None: JSON output never holds NaN."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
-def _task_options(task: str, pairs: tuple[str, ...]) -> dict[str, Any]:
-    from rnnscope.tasks import parse_options
+def _emit(data: Any, as_json: bool, text: Callable[[Any], str]) -> None:
+    click.echo(json.dumps(_finite(data), indent=2, allow_nan=False) if as_json else text(data))
 
-    return parse_options(task, pairs)
+
+def _make_task(name: str, pairs: tuple[str, ...] = (), stored: dict[str, Any] | None = None):
+    """The task the user named on the command line (``module:Class`` is imported: the user asked for it) with
+    ``stored`` options overridden by ``--task-option`` pairs."""
+    from rnnscope.tasks import import_task, make_task, parse_options
+
+    if ":" in name and stored is None:
+        import_task(name)
+    return make_task(name, {**(stored or {}), **parse_options(name, pairs)})
+
+
+def _allow_tasks(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> None:
+    from rnnscope.tasks import import_task
+
+    for value in values:
+        import_task(value)
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+seed_option = click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+                           help="Seed of every random draw.")
+allow_task_option = click.option(
+    "--allow-task", multiple=True, metavar="MODULE:CLASS", expose_value=False, is_eager=True, callback=_allow_tasks,
+    help="Trust this user task: runs and specifications may name it (repeatable). Files never import code.",
+)
 task_option = click.option(
     "--task-option", "task_options", multiple=True, metavar="NAME=VALUE",
     help="A task parameter (repeatable); names as listed by 'rnnscope tasks --json'.",
@@ -60,7 +88,7 @@ def tasks_command(as_json: bool) -> None:
 @click.option("--full-rank", is_flag=True, help="Train a full-rank network instead.")
 @click.option("--size", type=int, default=512, show_default=True, help="Number of neurons N.")
 @click.option("--epochs", type=int, default=20, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @click.option("--lr", type=float, default=1e-2, show_default=True, help="Adam learning rate.")
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--train-trials", type=int, default=800, show_default=True, help="Size of the training set.")
@@ -80,10 +108,9 @@ def train_command(task, task_options, rank, full_rank, size, epochs, seed, lr, b
     import numpy as np
 
     from rnnscope.models import ModelConfig
-    from rnnscope.tasks import make_task
     from rnnscope.training import TrainingConfig, train, train_ensemble
 
-    the_task = make_task(task, _task_options(task, task_options))
+    the_task = _make_task(task, task_options)
     model = ModelConfig(size=size, inputs=len(the_task.input_names), outputs=len(the_task.output_names),
                         rank=None if full_rank else rank, noise_std=noise_std)
     config = TrainingConfig(epochs=epochs, lr=lr, batch_size=batch_size, train_trials=train_trials,
@@ -105,24 +132,23 @@ def train_command(task, task_options, rank, full_rank, size, epochs, seed, lr, b
 
 @cli.command("evaluate")
 @click.argument("run")
+@allow_task_option
 @click.option("--trials", type=int, default=1000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @task_option
 @click.option("--no-noise", is_flag=True, help="Simulate without the private noise.")
 @json_option
 def evaluate_command(run, trials, seed, task_options, no_noise, as_json) -> None:
     """Accuracy and loss of a run's network on fresh trials, overall and per condition."""
     from rnnscope import io
-    from rnnscope._validation import as_generator
-    from rnnscope.tasks import make_task
     from rnnscope.training import evaluate
 
     loaded = io.load_run(run)
     task = loaded.task
     if task_options:
         stored = loaded.config["task"]
-        task = make_task(stored["name"], {**stored.get("options", {}), **_task_options(stored["name"], task_options)})
-    result = evaluate(loaded.model, task, trials=trials, rng=as_generator(seed), noise=not no_noise)
+        task = _make_task(stored["name"], task_options, stored=stored.get("options", {}))
+    result = evaluate(loaded.model, task, trials=trials, rng=seed, noise=not no_noise)
     _emit(result.to_dict(), as_json, lambda d: f"accuracy {d['accuracy']:.4f}  loss {d['loss']:.5f}  ({d['trials']} trials)")
 
 
@@ -134,29 +160,24 @@ def evaluate_command(run, trials, seed, task_options, no_noise, as_json) -> None
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory to write.")
 @json_option
 def import_reference_command(file, task, task_options, noise_std, out, as_json) -> None:
-    """Convert a PyTorch state_dict of Dubreuil, Valente et al. 2022 into a run directory."""
+    """Convert a PyTorch state_dict of Dubreuil, Valente et al. 2022 into a run directory.
+
+    \b
+    The authors' files are in github.com/adrian-valente/populations_paper_code, folder models/. Give each the
+    task and options it was trained with:
+      rdm_lr_fig2.pt       --task rdm
+      raposo_lr_fig1.pt    --task raposo
+      mante_lr_fig1.pt     --task mante
+      mante_fr_fig1.pt     --task mante            (full rank)
+      romo_rank2_500.pt    --task romo --noise-std 0.005
+      mante_rank1_4096.pt  --task mante --task-option cue_amplitude=0.5
+    With other options a network still imports but fails its task.
+    """
     from rnnscope import io
-    from rnnscope.models import model_from_weights
-    from rnnscope.tasks import make_task, task_spec
 
-    the_task = make_task(task, _task_options(task, task_options))
-    weights = io.load_reference(file, noise_std=noise_std)
-    if weights.inputs != len(the_task.input_names):
-        raise RnnscopeError(f"{file}: the network has {weights.inputs} inputs, task {task!r} has {len(the_task.input_names)}")
-    if Path(out, io.CONFIG_NAME).exists():
-        raise RnnscopeError(f"{out}: already holds a run; choose another --out")
-    digest = hashlib.sha256(Path(file).read_bytes()).hexdigest()
-    model = model_from_weights(weights)
-    io.save_model_run(out, model, task_spec(the_task), {"source": {"file": str(file), "sha256": digest}, "seed": 0})
-    info = {"path": str(out), "kind": model.config.kind, "size": model.config.size, "rank": model.config.rank,
-            "inputs": model.config.inputs, "outputs": model.config.outputs, "noise_std": noise_std, "task": task}
+    imported = io.import_reference(file, _make_task(task, task_options), out=out, noise_std=noise_std)
+    info = imported.to_dict()
     _emit(info, as_json, lambda d: f"imported {d['kind']} network (size {d['size']}, rank {d['rank']}) -> {d['path']}")
-
-
-def _rng(seed: int):
-    from rnnscope._validation import as_generator
-
-    return as_generator(seed)
 
 
 def _low_rank(run_dir: str):
@@ -193,8 +214,9 @@ input_option = click.option("--input", "input_pairs", multiple=True, metavar="IN
 
 @cli.command("analyze")
 @click.argument("run")
+@allow_task_option
 @click.option("--trials", type=int, default=200, show_default=True, help="Trials simulated for epoch statistics.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @json_option
 def analyze_command(run, trials, seed, as_json) -> None:
     """Overlaps, effective overlaps per task epoch, fixed points and variance explained by span(M, W_in)."""
@@ -217,10 +239,11 @@ def analyze_command(run, trials, seed, as_json) -> None:
 
 @cli.command("fixed-points")
 @click.argument("run")
+@allow_task_option
 @input_option
 @click.option("--mean-field", is_flag=True, help="Use the infinite-size (mean-field) dynamics.")
 @click.option("--starts", type=int, default=100, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @json_option
 def fixed_points_command(run, input_pairs, mean_field, starts, seed, as_json) -> None:
     """Fixed points of the latent dynamics with their stability, and ring / limit-cycle flags."""
@@ -239,10 +262,11 @@ def fixed_points_command(run, input_pairs, mean_field, starts, seed, as_json) ->
 
 @cli.command("flow")
 @click.argument("run")
+@allow_task_option
 @input_option
 @click.option("--mean-field", is_flag=True, help="Use the infinite-size (mean-field) dynamics.")
 @click.option("--resolution", type=int, default=50, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @click.option("--out", required=True, help="Figure file (.png, .svg or .pdf).")
 def flow_command(run, input_pairs, mean_field, resolution, seed, out) -> None:
     """Draw the latent flow field with its fixed points."""
@@ -250,6 +274,7 @@ def flow_command(run, input_pairs, mean_field, resolution, seed, out) -> None:
     from rnnscope.analysis import find_fixed_points, flow_field
     from rnnscope.plots import plot_flow_field
 
+    io.check_output(out, directory=False, suffixes=(".png", ".svg", ".pdf"))
     _, weights = _low_rank(run)
     inputs = _constant_inputs(input_pairs, weights.inputs)
     points = find_fixed_points(weights, inputs=inputs, mean_field=mean_field, rng=seed)
@@ -260,10 +285,11 @@ def flow_command(run, input_pairs, mean_field, resolution, seed, out) -> None:
 
 @cli.command("truncate")
 @click.argument("run")
+@allow_task_option
 @click.option("--ranks", default="1,2,3,4,5", show_default=True, help="Comma-separated ranks to try.")
 @click.option("--trials", type=int, default=500, show_default=True)
 @click.option("--tolerance", type=float, default=0.02, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @json_option
 def truncate_command(run, ranks, trials, tolerance, seed, as_json) -> None:
     """What rank does a full-rank network need? Accuracy of its truncated-SVD versions."""
@@ -288,18 +314,20 @@ def truncate_command(run, ranks, trials, tolerance, seed, as_json) -> None:
 
 @cli.command("populations")
 @click.argument("run")
+@allow_task_option
 @click.option("--max-populations", type=int, default=5, show_default=True)
 @click.option("--method", type=click.Choice(["em", "bayes"]), default="em", show_default=True,
               help="Maximum likelihood (em) or variational Bayesian mixtures.")
 @click.option("--restarts", type=int, default=10, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @json_option
 def populations_command(run, max_populations, method, restarts, seed, as_json) -> None:
     """Gaussian-mixture fits of the loadings for P = 1..max: BIC, chosen P, sizes, means, covariances, stability."""
     from rnnscope.analysis import fit_populations, loadings
 
     _, weights = _low_rank(run)
-    fit = fit_populations(loadings(weights), rng=seed, max_populations=max_populations, restarts=restarts, method=method)
+    fit = fit_populations(loadings(weights), rng=seed, max_populations=max_populations, restarts=restarts, method=method,
+                          progress=not as_json)
     _emit(fit.to_dict(), as_json, lambda d: "\n".join(
         [f"chosen P = {d['chosen']} (lowest BIC)"]
         + [f"  P={f['populations']}: BIC {f['bic']:.1f}, sizes {f['sizes']}, stability {f['stability']:.2f}" for f in d["fits"]]))
@@ -307,12 +335,13 @@ def populations_command(run, max_populations, method, restarts, seed, as_json) -
 
 @cli.command("resample")
 @click.argument("run")
+@allow_task_option
 @click.option("--populations", type=int, required=True, help="1: one Gaussian; P: the network's P populations.")
 @click.option("--networks", type=int, default=20, show_default=True)
 @click.option("--size", type=int, default=None, help="Neurons of each resampled network (default: the run's).")
 @click.option("--trials", type=int, default=500, show_default=True)
 @click.option("--zero-mean", is_flag=True, help="Force each population's mean to zero (the paper's convention).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @json_option
 def resample_command(run, populations, networks, size, trials, zero_mean, seed, as_json) -> None:
     """Accuracy of networks resampled from the loading statistics, in one batched simulation."""
@@ -320,7 +349,7 @@ def resample_command(run, populations, networks, size, trials, zero_mean, seed, 
 
     loaded, weights = _low_rank(run)
     result = resample_network(weights, loaded.task, populations=populations, rng=seed, networks=networks, size=size,
-                              trials=trials, zero_mean=zero_mean)
+                              trials=trials, zero_mean=zero_mean, progress=not as_json)
     _emit(result.to_dict(), as_json, lambda d: (
         f"{d['populations']} population(s), N = {d['size']}: mean accuracy {d['mean']:.3f} over {len(d['accuracy'])} "
         f"networks (trained network: {d['trained_accuracy']:.3f})"))
@@ -328,6 +357,7 @@ def resample_command(run, populations, networks, size, trials, zero_mean, seed, 
 
 @cli.command("minimal-populations")
 @click.argument("run")
+@allow_task_option
 @click.option("--max-populations", type=int, default=3, show_default=True)
 @click.option("--networks", type=int, default=10, show_default=True)
 @click.option("--size", type=int, default=None, help="Neurons of each resampled network (default: the run's).")
@@ -337,7 +367,7 @@ def resample_command(run, populations, networks, size, trials, zero_mean, seed, 
 @click.option("--retrain", is_flag=True,
               help="Also retrain each population model (means, covariances) by gradient descent, then resample.")
 @click.option("--retrain-epochs", type=int, default=200, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @json_option
 def minimal_populations_command(
     run, max_populations, networks, size, trials, tolerance, zero_mean, retrain, retrain_epochs, seed, as_json
@@ -346,11 +376,13 @@ def minimal_populations_command(
     from rnnscope.analysis import minimal_populations
 
     loaded, weights = _low_rank(run)
-    rng = _rng(seed)
+    from rnnscope._validation import as_generator
+
+    rng = as_generator(seed)
     batch = loaded.task.sample(trials, rng=rng)
     result = minimal_populations(weights, batch, rng=rng, max_populations=max_populations, networks=networks,
                                  size=size, tolerance=tolerance, zero_mean=zero_mean, retrain=retrain,
-                                 task=loaded.task, retrain_epochs=retrain_epochs)
+                                 task=loaded.task, retrain_epochs=retrain_epochs, progress=not as_json)
 
     def text(d: dict) -> str:
         line = (f"minimal populations: {d['populations']} (trained accuracy {d['trained_accuracy']:.3f}; mean "
@@ -364,10 +396,11 @@ def minimal_populations_command(
 
 @cli.command("epairs")
 @click.argument("run")
+@allow_task_option
 @click.option("--space", type=click.Choice(["connectivity", "selectivity"]), default="connectivity", show_default=True)
 @click.option("--null-draws", type=int, default=500, show_default=True)
 @click.option("--trials", type=int, default=400, show_default=True, help="Trials for the selectivity space.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @json_option
 def epairs_command(run, space, null_draws, trials, seed, as_json) -> None:
     """ePAIRS test of non-random population structure (Raposo et al. 2014)."""
@@ -383,8 +416,9 @@ def epairs_command(run, space, null_draws, trials, seed, as_json) -> None:
 
 @cli.command("selectivity")
 @click.argument("run")
+@allow_task_option
 @click.option("--trials", type=int, default=400, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @json_option
 def selectivity_command(run, trials, seed, as_json) -> None:
     """Linear regressions of each neuron's rate on the task variables over time (Mante et al. 2013)."""
@@ -398,12 +432,13 @@ def selectivity_command(run, trials, seed, as_json) -> None:
 
 @cli.command("inactivate")
 @click.argument("run")
+@allow_task_option
 @click.option("--population", type=int, default=None, help="Report only this population (0-based); default all.")
 @click.option("--populations", type=int, default=2, show_default=True, help="Number of populations to fit.")
 @click.option("--gain", type=float, default=0.0, show_default=True, help="0 silences; other values scale the gain.")
 @click.option("--trials", type=int, default=500, show_default=True)
 @click.option("--group-by", default=None, help="Condition to split accuracy by (default: context or modality).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @json_option
 def inactivate_command(run, population, populations, gain, trials, group_by, seed, as_json) -> None:
     """Silence (or scale) a population and report accuracy per context."""
@@ -427,9 +462,10 @@ def inactivate_command(run, population, populations, gain, trials, group_by, see
 
 @cli.command("design")
 @click.argument("spec", required=False)
+@allow_task_option
 @click.option("--list", "list_gallery", is_flag=True, help="List the gallery of ready specifications.")
 @click.option("--size", type=int, default=1000, show_default=True, help="Number of neurons N.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory to write.")
 @json_option
 def design_command(spec, list_gallery, size, seed, out, as_json) -> None:
@@ -447,8 +483,7 @@ def design_command(spec, list_gallery, size, seed, out, as_json) -> None:
         return
     if spec is None or out is None:
         raise RnnscopeError("design: give a SPEC (file or gallery name) and --out, or --list")
-    if Path(out, io.CONFIG_NAME).exists():
-        raise RnnscopeError(f"{out}: already holds a run; choose another --out")
+    io.check_new_run_dir(out)
     built = design.design_network(design.resolve_spec(spec), size, seed=seed)
     io.save_model_run(out, model_from_weights(built.weights), built.task, {"design": built.to_dict(), "seed": seed})
     info = {"path": str(out), **built.to_dict()}
@@ -457,23 +492,23 @@ def design_command(spec, list_gallery, size, seed, out, as_json) -> None:
 
 @cli.command("fit-design")
 @click.argument("spec")
+@allow_task_option
 @click.option("--task", default=None, help="Task to fit on (default: the specification's).")
 @task_option
 @click.option("--epochs", type=int, default=60, show_default=True)
 @click.option("--size", type=int, default=500, show_default=True, help="Size of the resampled networks.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory to write.")
 @json_option
 def fit_design_command(spec, task, task_options, epochs, size, seed, out, as_json) -> None:
     """Fit the free parameters of a specification on a task, then resample networks from it."""
     from rnnscope import design, io
     from rnnscope.models import model_from_weights
-    from rnnscope.tasks import make_task, task_spec
+    from rnnscope.tasks import task_spec
 
     the_spec = design.resolve_spec(spec)
-    the_task = make_task(task, _task_options(task, task_options)) if task else None
-    if Path(out, io.CONFIG_NAME).exists():
-        raise RnnscopeError(f"{out}: already holds a run; choose another --out")
+    the_task = _make_task(task, task_options) if task else None
+    io.check_new_run_dir(out)
     fit = design.fit_design(the_spec, the_task, rng=seed, epochs=epochs, size=size)
     stored_task = task_spec(the_task) if the_task is not None else the_spec.task.to_dict()
     io.save_model_run(out, model_from_weights(fit.network), stored_task, {"design_fit": fit.to_dict(), "seed": seed})
@@ -483,10 +518,11 @@ def fit_design_command(spec, task, task_options, epochs, size, seed, out, as_jso
 
 @cli.command("report")
 @click.argument("runs", nargs=-1, required=True)
+@allow_task_option
 @click.option("--compare", "compare_runs", is_flag=True, help="Put several runs side by side in one page.")
 @click.option("--out", default=None, help="Report directory (default RUN/report, or rnnscope-comparison).")
 @click.option("--quick", is_flag=True, help="Fewer trials and networks: a fast, rougher report.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @json_option
 def report_command(runs, compare_runs, out, quick, seed, as_json) -> None:
     """Write a self-contained HTML report (figures as PNG and SVG, numbers as JSON) for a run, or compare runs."""
@@ -504,7 +540,7 @@ def report_command(runs, compare_runs, out, quick, seed, as_json) -> None:
 @cli.command("demo")
 @click.option("--out", default="rnnscope-demo", show_default=True, help="Directory for runs and reports.")
 @click.option("--quick", is_flag=True, help="Small networks and few epochs (a smoke run, tens of seconds).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @json_option
 def demo_command(out, quick, seed, as_json) -> None:
     """Train a random-dots and a context-dependent network, analyse both and write their reports."""
@@ -526,23 +562,37 @@ def demo_command(out, quick, seed, as_json) -> None:
     _emit(result.to_dict(), as_json, text)
 
 
+from rnnscope._cli_data import data_group  # noqa: E402
+
+cli.add_command(data_group)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every bad input ends with one line on stderr and exit code 2."""
-    try:
-        cli.main(args=argv, prog_name="rnnscope", standalone_mode=False)
-    except RnnscopeError as exc:
-        click.echo(f"error: {exc}", err=True)
-        return 2
-    except click.exceptions.Abort:
-        click.echo("error: aborted", err=True)
-        return 130
-    except click.ClickException as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
-        return 2
-    except KeyboardInterrupt:
-        click.echo("error: interrupted (completed epochs are checkpointed; rerun with --resume)", err=True)
-        return 130
+    with warnings.catch_warnings(record=True) as caught:  # shown after a success, dropped before an error line
+        warnings.simplefilter("default")
+        try:
+            cli.main(args=argv, prog_name="rnnscope", standalone_mode=False)
+        except RnnscopeError as exc:
+            click.echo(f"error: {_one_line(str(exc))}", err=True)
+            return 2
+        except click.exceptions.Abort:
+            click.echo("error: aborted", err=True)
+            return 130
+        except click.ClickException as exc:
+            click.echo(f"error: {_one_line(exc.format_message())}", err=True)
+            return 2
+        except KeyboardInterrupt:
+            click.echo("error: interrupted (completed epochs are checkpointed; rerun with --resume)", err=True)
+            return 130
+    for warning in caught:
+        if issubclass(warning.category, UserWarning):
+            click.echo(f"warning: {_one_line(str(warning.message))}", err=True)
     return 0
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
 
 
 def entry() -> None:

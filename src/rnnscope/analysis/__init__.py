@@ -41,6 +41,7 @@ from rnnscope.analysis._population_run import (
     task_variables,
 )
 from rnnscope.analysis._populations import (
+    MAX_POPULATIONS,
     GroupOverlaps,
     Inactivation,
     Loadings,
@@ -57,6 +58,7 @@ from rnnscope.analysis._populations import (
     loadings,
     minimal_populations,
     overlaps_by_group,
+    population_bound,
     resample,
     scale_population,
     simulate_networks,
@@ -101,6 +103,8 @@ __all__ = [
     "loading_columns",
     "PopulationFit",
     "fit_populations",
+    "MAX_POPULATIONS",
+    "population_bound",
     "PopulationModel",
     "PopulationSampler",
     "Retraining",

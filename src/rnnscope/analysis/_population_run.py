@@ -11,6 +11,7 @@ from rnnscope.analysis._populations import (
     PopulationFit,
     PopulationModel,
     Resampling,
+    _check_count,
     _relabel,
     fit_populations,
     inactivate,
@@ -38,14 +39,29 @@ CONNECTIVITY_BLOCKS = ("m", "n", "w_in")  # the connectivity space of ePAIRS in 
 
 
 def population_labels_of(
-    weights: LowRankWeights, populations: int, *, rng: np.random.Generator | int, method: str = "bayes", restarts: int = 5
+    weights: LowRankWeights,
+    populations: int,
+    *,
+    rng: np.random.Generator | int,
+    method: str = "bayes",
+    restarts: int = 5,
+    progress: bool = True,
 ) -> tuple[np.ndarray, PopulationFit]:
-    """(size,) labels 0..P-1 of the network's neurons under a P-component mixture fit of its loadings, and the fit."""
-    populations = check_int(populations, "populations", minimum=1, maximum=weights.size // 2)
+    """(size,) labels 0..P-1 of the network's neurons under a P-component mixture fit of its loadings, and the fit.
+
+    Only the P-component mixture is fitted (``fit.counts == [P]``; P = 1 takes one restart, as its labels are all
+    0); its labels are those of the P entry of ``fit_populations(..., max_populations=P)`` on the same ``rng``.
+    P may be at most ``population_bound(size, dims)``: at least dims + 1 neurons per population, and at most
+    ``MAX_POPULATIONS``.
+    """
+    points = loadings(weights)
+    populations = _check_count(populations, "populations", size=points.size, dims=len(points.columns))
+    fit = fit_populations(
+        points, rng=rng, min_populations=populations, max_populations=populations,
+        restarts=1 if populations == 1 else restarts, method=method, progress=progress,
+    )
     if populations == 1:
-        fit = fit_populations(loadings(weights), rng=rng, max_populations=1, restarts=1, method=method)
         return np.zeros(weights.size, dtype=int), fit
-    fit = fit_populations(loadings(weights), rng=rng, max_populations=populations, restarts=restarts, method=method)
     return _relabel(fit.populations(populations)), fit
 
 
@@ -60,11 +76,14 @@ def resample_network(
     trials: int = 500,
     zero_mean: bool = False,
     method: str = "bayes",
+    progress: bool = True,
 ) -> Resampling:
-    """Networks drawn from one Gaussian (P = 1) or from the network's P populations (labels from a mixture fit;
-    each population's empirical mean and covariance), evaluated with the trained network on the same trials."""
+    """Networks drawn from one Gaussian (P = 1) or from the network's P populations (labels from a mixture fit of
+    P components only, see ``population_labels_of``; each population's empirical mean and covariance), evaluated
+    with the trained network on the same trials. progress: a tqdm bar for the mixture fit once it takes more
+    than a second."""
     rng = as_generator(rng, name="rng")
-    labels, _ = population_labels_of(weights, populations, rng=rng, method=method)
+    labels, _ = population_labels_of(weights, populations, rng=rng, method=method, progress=progress)
     model = PopulationModel.from_weights(weights, labels if populations > 1 else None)
     batch = task.sample(check_int(trials, "trials", minimum=1), rng=rng)
     return resample(model, batch, rng=rng, networks=networks, size=size or weights.size, zero_mean=zero_mean,
@@ -117,11 +136,12 @@ def inactivate_populations(
     trials: int = 500,
     gain: float = 0.0,
     group_by: str | None = None,
+    progress: bool = True,
 ) -> Inactivation:
     """Fit P populations, then silence (or scale the gain of) each in turn; accuracy per condition group
-    (``group_by``, default the task's context or modality condition)."""
+    (``group_by``, default the task's context or modality condition). progress: as ``resample_network``."""
     rng = as_generator(rng, name="rng")
-    labels, _ = population_labels_of(weights, populations, rng=rng)
+    labels, _ = population_labels_of(weights, populations, rng=rng, progress=progress)
     batch = task.sample(check_int(trials, "trials", minimum=1), rng=rng)
     if group_by is None:
         group_by = next((c for c in ("context", "modality") if c in batch.conditions), None)

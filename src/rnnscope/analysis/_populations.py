@@ -26,6 +26,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
+from tqdm.auto import tqdm
 
 from rnnscope._validation import as_generator, check_array, check_int, check_nonnegative, check_probability
 from rnnscope.errors import ConvergenceWarning, RnnscopeError
@@ -38,6 +39,8 @@ __all__ = [
     "loadings",
     "loading_columns",
     "PopulationFit",
+    "MAX_POPULATIONS",
+    "population_bound",
     "fit_populations",
     "PopulationModel",
     "PopulationSampler",
@@ -159,14 +162,15 @@ def loadings(weights: LowRankWeights) -> Loadings:
 # ---------------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class PopulationFit:
-    """Gaussian mixtures with P = 1..max_populations fitted to a loading cloud.
+    """Gaussian mixtures fitted to a loading cloud, one per number of populations in ``counts``.
 
-    Index p of every per-P field is P = p + 1.
-    bic: (max_populations,); stability: (max_populations,) mean adjusted Rand index between the labels of every
-    pair of restarts (1 = every restart finds the same partition); labels: (max_populations, size) population of
-    each neuron under the best restart; fractions[p]: (P,); means[p]: (P, columns); covariances[p]:
-    (P, columns, columns); sizes[p]: (P,) neurons assigned to each population; converged: (max_populations,).
-    chosen: the P with the lowest BIC. method: "em" or "bayes".
+    counts: (fits,) increasing numbers of populations P, one per fit (default 1..fits: a sweep from P = 1; a
+    single fit of P populations has ``counts == [P]``); row p of every per-fit field is the fit of ``counts[p]``
+    populations. bic: (fits,); stability: (fits,) mean adjusted Rand index between the labels of every pair of
+    restarts (1 = every restart finds the same partition); labels: (fits, size) population of each neuron under
+    the best restart; fractions[p]: (P,); means[p]: (P, columns); covariances[p]: (P, columns, columns);
+    sizes[p]: (P,) neurons assigned to each population; converged: (fits,). chosen: the P with the lowest BIC
+    among those fitted. method: "em" or "bayes".
     """
 
     columns: tuple[str, ...]
@@ -181,15 +185,38 @@ class PopulationFit:
     converged: np.ndarray
     chosen: int
     restarts: int
+    counts: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        fits = int(np.shape(self.bic)[0])
+        counts = np.arange(1, fits + 1) if self.counts is None else check_array(self.counts, "counts", dtype=int)
+        if counts.shape != (fits,) or np.any(counts < 1) or np.any(np.diff(counts) <= 0):
+            raise RnnscopeError(f"counts: expected {fits} increasing numbers of populations >= 1, got {counts.tolist()}")
+        for name in ("stability", "labels", "fractions", "means", "covariances", "sizes", "converged"):
+            if len(getattr(self, name)) != fits:
+                raise RnnscopeError(f"{name}: expected one entry per fit ({fits}), got {len(getattr(self, name))}")
+        for p, count in enumerate(counts):
+            if self.means[p].shape[0] != count:
+                raise RnnscopeError(f"means[{p}]: expected {count} populations, got shape {self.means[p].shape}")
+        counts = counts.copy()
+        counts.setflags(write=False)
+        object.__setattr__(self, "counts", counts)
 
     @property
     def max_populations(self) -> int:
-        return int(self.bic.shape[0])
+        return int(self.counts[-1])
+
+    def _row(self, count: int, name: str) -> int:
+        """Row of the fit with ``count`` populations; an error names ``name`` and the counts that were fitted."""
+        count = check_int(count, name, minimum=1)
+        rows = np.flatnonzero(self.counts == count)
+        if rows.size == 0:
+            raise RnnscopeError(f"{name}: no fit with {count} populations (fitted: {self.counts.tolist()})")
+        return int(rows[0])
 
     def populations(self, count: int | None = None) -> np.ndarray:
         """(size,) labels of the fit with ``count`` populations (default: the chosen one)."""
-        count = self.chosen if count is None else check_int(count, "count", minimum=1, maximum=self.max_populations)
-        return self.labels[count - 1]
+        return self.labels[self._row(self.chosen if count is None else count, "count")]
 
     def to_dict(self) -> dict:
         return {
@@ -197,10 +224,11 @@ class PopulationFit:
             "method": self.method,
             "restarts": self.restarts,
             "chosen": self.chosen,
+            "counts": [int(c) for c in self.counts],
             "bic": [float(b) for b in self.bic],
             "fits": [
                 {
-                    "populations": p + 1,
+                    "populations": int(count),
                     "bic": float(self.bic[p]),
                     "stability": float(self.stability[p]),
                     "converged": bool(self.converged[p]),
@@ -209,13 +237,100 @@ class PopulationFit:
                     "means": self.means[p].tolist(),
                     "covariances": self.covariances[p].tolist(),
                 }
-                for p in range(self.max_populations)
+                for p, count in enumerate(self.counts)
             ],
         }
 
 
+# The largest number of populations any fit here accepts, whatever the size. The paper's networks need 1 to 3
+# populations and BIC rises well before 20 on every reference network; beyond that a fit splits the cloud into
+# groups of a few dozen neurons whose restarts disagree, while each fit costs time growing with P (EM steps are
+# O(size P dims^2) and need more iterations), so a larger P is almost always a typo or a misunderstanding.
+MAX_POPULATIONS = 20
+
+
+def population_bound(size: int, dims: int) -> int:
+    """The largest P a mixture fit of ``size`` points in ``dims`` dimensions accepts: each full-covariance
+    population needs at least ``dims + 1`` points for a non-singular covariance, and no fit goes beyond
+    ``MAX_POPULATIONS``."""
+    return min(MAX_POPULATIONS, size // (dims + 1))
+
+
+def _check_count(count: Any, name: str, *, size: int, dims: int) -> int:
+    """``count`` populations as an int within ``population_bound(size, dims)``; a one-line error naming ``name``."""
+    count = check_int(count, name, minimum=1)
+    if count > MAX_POPULATIONS:
+        raise RnnscopeError(
+            f"{name}: {count} is above the cap of {MAX_POPULATIONS} populations (trained networks need a handful; "
+            f"larger mixtures split the loadings into unstable groups and take minutes to fit)"
+        )
+    if size < count * (dims + 1):
+        raise RnnscopeError(
+            f"{name}: {size} neurons are too few for {count} full-covariance populations in {dims} loading "
+            f"dimensions (each needs at least {dims + 1} neurons, so at most {size // (dims + 1)} populations)"
+        )
+    return count
+
+
 def _free_parameters(components: int, dims: int) -> int:
     return (components - 1) + components * dims + components * dims * (dims + 1) // 2
+
+
+@dataclass(frozen=True, eq=False)
+class _Mixture:
+    """The best of the restarts with one number of populations (one row of a PopulationFit)."""
+
+    bic: float
+    stability: float
+    converged: bool
+    labels: np.ndarray  # (size,)
+    fractions: np.ndarray  # (P,)
+    means: np.ndarray  # (P, dims)
+    covariances: np.ndarray  # (P, dims, dims)
+    sizes: np.ndarray  # (P,)
+
+
+def _fit_mixture(values: np.ndarray, count: int, seeds: Sequence[int], *, method: str, bar: Any) -> _Mixture:
+    """Fit ``count`` components once per seed (values: (size, dims)); keep the best restart. ``bar`` ticks once
+    per restart."""
+    size, dims = values.shape
+    models, restart_labels = [], []
+    for seed in seeds:
+        if method == "em":
+            model = GaussianMixture(n_components=count, covariance_type="full", random_state=seed, max_iter=500)
+        else:
+            model = BayesianGaussianMixture(
+                n_components=count, covariance_type="full", random_state=seed, max_iter=1000,
+                mean_precision_prior=1e5, weight_concentration_prior_type="dirichlet_distribution",
+            )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SklearnConvergenceWarning)
+            model.fit(values)
+        models.append(model)
+        restart_labels.append(model.predict(values))
+        bar.update(1)
+    best = int(np.argmax([m.lower_bound_ for m in models]))
+    model = models[best]
+    if not model.converged_:
+        warnings.warn(
+            f"mixture with {count} populations did not converge in {model.max_iter} iterations",
+            ConvergenceWarning, stacklevel=3,  # the caller of fit_populations
+        )
+    log_likelihood = float(model.score(values)) * size
+    pairs = [
+        adjusted_rand_score(restart_labels[i], restart_labels[j])
+        for i in range(len(seeds)) for j in range(i + 1, len(seeds))
+    ]
+    return _Mixture(
+        bic=-2.0 * log_likelihood + _free_parameters(count, dims) * math.log(size),
+        stability=float(np.mean(pairs)) if pairs else 1.0,
+        converged=bool(model.converged_),
+        labels=restart_labels[best],
+        fractions=np.asarray(model.weights_, dtype=np.float64) / np.sum(model.weights_),
+        means=np.asarray(model.means_, dtype=np.float64),
+        covariances=np.asarray(model.covariances_, dtype=np.float64),
+        sizes=np.bincount(restart_labels[best], minlength=count),
+    )
 
 
 def fit_populations(
@@ -223,18 +338,27 @@ def fit_populations(
     *,
     rng: np.random.Generator | int,
     max_populations: int = 5,
+    min_populations: int = 1,
     restarts: int = 10,
     method: str = "em",
     columns: tuple[str, ...] | None = None,
+    progress: bool = True,
 ) -> PopulationFit:
-    """Fit full-covariance Gaussian mixtures with 1..max_populations components.
+    """Fit full-covariance Gaussian mixtures with min_populations..max_populations components (default 1..5: the
+    BIC sweep; ``min_populations = max_populations = P`` fits only P).
 
     points: Loadings, or (size, dims) values (then ``columns`` names them). Each P is fitted ``restarts`` times
     from independent (k-means) initialisations; the restart with the highest likelihood (EM) or evidence lower
     bound ("bayes": a variational mixture whose component means are pinned to the cloud's mean by a strong prior,
     mean precision 1e5, as the paper: populations differ by their covariances) is kept, and the labels of all restarts give
     the stability (mean pairwise adjusted Rand index). BIC = -2 log L + parameters log(size), computed the same way
-    for both methods.
+    for both methods. P may be at most ``population_bound(size, dims)`` (dims + 1 points per population, and
+    ``MAX_POPULATIONS``).
+
+    Seeds: the restarts of P = 1, 2, ... draw their seeds from ``rng`` in that order, and the seeds of the P below
+    ``min_populations`` are drawn and skipped. So the fit of P populations is the same alone as inside a sweep
+    from 1 on the same generator state, and leaves the generator in the same state as that sweep.
+    progress: a tqdm bar (one tick per restart) once the fits take more than a second.
     """
     if isinstance(points, Loadings):
         values, columns = points.values, points.columns
@@ -244,59 +368,26 @@ def fit_populations(
     size, dims = values.shape
     if len(columns) != dims:
         raise RnnscopeError(f"columns: expected {dims} labels, got {len(columns)}")
-    max_populations = check_int(max_populations, "max_populations", minimum=1)
+    max_populations = _check_count(max_populations, "max_populations", size=size, dims=dims)
+    min_populations = check_int(min_populations, "min_populations", minimum=1, maximum=max_populations)
     restarts = check_int(restarts, "restarts", minimum=1)
     if method not in ("em", "bayes"):
         raise RnnscopeError(f"method: expected 'em' or 'bayes', got {method!r}")
-    if size < max_populations * (dims + 1):
-        raise RnnscopeError(
-            f"points: {size} neurons are too few for {max_populations} full-covariance populations in {dims} dimensions "
-            f"(need at least {max_populations * (dims + 1)})"
-        )
     rng = as_generator(rng, name="rng")
-    bic, stability, converged = [], [], []
-    labels, fractions, means, covariances, sizes = [], [], [], [], []
-    for count in range(1, max_populations + 1):
-        models, restart_labels = [], []
-        for _ in range(restarts):
-            seed = int(rng.integers(2**31 - 1))
-            if method == "em":
-                model = GaussianMixture(n_components=count, covariance_type="full", random_state=seed, max_iter=500)
-            else:
-                model = BayesianGaussianMixture(
-                    n_components=count, covariance_type="full", random_state=seed, max_iter=1000,
-                    mean_precision_prior=1e5, weight_concentration_prior_type="dirichlet_distribution",
-                )
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", SklearnConvergenceWarning)
-                model.fit(values)
-            models.append(model)
-            restart_labels.append(model.predict(values))
-        best = int(np.argmax([m.lower_bound_ for m in models]))
-        model = models[best]
-        if not model.converged_:
-            warnings.warn(
-                f"mixture with {count} populations did not converge in {model.max_iter} iterations",
-                ConvergenceWarning, stacklevel=2,
-            )
-        log_likelihood = float(model.score(values)) * size
-        bic.append(-2.0 * log_likelihood + _free_parameters(count, dims) * math.log(size))
-        pairs = [
-            adjusted_rand_score(restart_labels[i], restart_labels[j])
-            for i in range(restarts) for j in range(i + 1, restarts)
-        ]
-        stability.append(float(np.mean(pairs)) if pairs else 1.0)
-        converged.append(bool(model.converged_))
-        labels.append(restart_labels[best])
-        fractions.append(np.asarray(model.weights_, dtype=np.float64) / np.sum(model.weights_))
-        means.append(np.asarray(model.means_, dtype=np.float64))
-        covariances.append(np.asarray(model.covariances_, dtype=np.float64))
-        sizes.append(np.bincount(restart_labels[best], minlength=count))
-    bic_array = np.asarray(bic)
+    seeds = [[int(rng.integers(2**31 - 1)) for _ in range(restarts)] for _ in range(max_populations)]
+    counts = range(min_populations, max_populations + 1)
+    fits = []
+    with tqdm(total=len(counts) * restarts, desc=f"{method} mixtures, P = {min_populations}..{max_populations}",
+              unit="fit", disable=not progress, delay=1.0, leave=False) as bar:
+        for count in counts:
+            fits.append(_fit_mixture(values, count, seeds[count - 1], method=method, bar=bar))
+    bic = np.array([f.bic for f in fits])
     return PopulationFit(
-        columns=tuple(columns), method=method, bic=bic_array, stability=np.asarray(stability),
-        labels=np.asarray(labels), fractions=tuple(fractions), means=tuple(means), covariances=tuple(covariances),
-        sizes=tuple(sizes), converged=np.asarray(converged), chosen=int(np.argmin(bic_array)) + 1, restarts=restarts,
+        columns=tuple(columns), method=method, bic=bic, stability=np.array([f.stability for f in fits]),
+        labels=np.stack([f.labels for f in fits]), fractions=tuple(f.fractions for f in fits),
+        means=tuple(f.means for f in fits), covariances=tuple(f.covariances for f in fits),
+        sizes=tuple(f.sizes for f in fits), converged=np.array([f.converged for f in fits]),
+        chosen=int(counts[int(np.argmin(bic))]), restarts=restarts, counts=np.asarray(counts),
     )
 
 
@@ -424,11 +515,9 @@ class PopulationModel:
         cls, fit: PopulationFit, populations: int | None = None, *, noise_std: float = 0.05, alpha: float = 0.2
     ) -> PopulationModel:
         """The fitted mixture with ``populations`` components (default: the BIC choice)."""
-        count = fit.chosen if populations is None else check_int(
-            populations, "populations", minimum=1, maximum=fit.max_populations
-        )
+        row = fit._row(fit.chosen if populations is None else populations, "populations")
         return cls(
-            fractions=fit.fractions[count - 1], means=fit.means[count - 1], covariances=fit.covariances[count - 1],
+            fractions=fit.fractions[row], means=fit.means[row], covariances=fit.covariances[row],
             columns=fit.columns, noise_std=noise_std, alpha=alpha,
         )
 
@@ -872,6 +961,7 @@ def minimal_populations(
     retrain_lr: float = 0.05,
     memory_mb: float = 128.0,
     device: str | torch.device = "cpu",
+    progress: bool = True,
 ) -> MinimalPopulations:
     """Smallest P in 1..max_populations whose resampled networks reach the trained accuracy within ``tolerance``.
 
@@ -890,6 +980,8 @@ def minimal_populations(
     the parameters do not depend on the size, and finite-size effects only shrink at larger sizes). On
     mante_lr_fig1 (N = 512), two retrained populations reach about 0.99 after 200 epochs (0.93 after 50) and one
     about 0.78.
+
+    progress: tqdm bars for the mixture fits and for the P evaluated, once a stage takes more than a second.
     """
     rng = as_generator(rng, name="rng")
     max_populations = check_int(max_populations, "max_populations", minimum=1)
@@ -905,7 +997,7 @@ def minimal_populations(
             retrain_size, "retrain_size", minimum=2)
         from rnnscope.analysis._retrain import retrain_population_model
     fit = fit_populations(
-        loadings(weights), rng=rng, max_populations=max_populations, restarts=restarts, method=method
+        loadings(weights), rng=rng, max_populations=max_populations, restarts=restarts, method=method, progress=progress
     )
     trained_accuracy = evaluate_networks(weights, trials, rng=rng, memory_mb=memory_mb, device=device).mean
     accuracy = np.full((max_populations, networks), np.nan)
@@ -913,7 +1005,9 @@ def minimal_populations(
     losses = np.full((max_populations, retrain_epochs if retrain else 0), np.nan)
     models: list[PopulationModel | None] = [None] * max_populations
     found = None
-    for count in range(1, max_populations + 1):
+    bar = tqdm(range(1, max_populations + 1), desc="minimal populations", unit="P", disable=not progress, delay=1.0,
+               leave=False)
+    for count in bar:
         labels = fit.populations(count)
         labels = _relabel(labels)
         model = PopulationModel.from_weights(weights, labels if count > 1 else None)
@@ -940,6 +1034,7 @@ def minimal_populations(
             found = count
             if stop_early:
                 break
+    bar.close()
     return MinimalPopulations(
         accuracy=accuracy, trained_accuracy=trained_accuracy, tolerance=tolerance, populations=found,
         zero_mean=zero_mean, size=size, fit=fit, retrain=retrain, retrained_accuracy=retrained_accuracy,

@@ -108,6 +108,14 @@ def design_network(spec: DesignSpec, size: int, *, seed: int) -> DesignedNetwork
     """Build ``spec`` at ``size`` neurons from the int ``seed`` (what ``rnnscope design SPEC --size --seed`` does)."""
     spec = _check_spec(spec)
     weights = build_network(spec, size, rng=as_generator(seed, name="seed"))
+    limit = float(np.finfo(np.float32).max)  # run directories store float32
+    for name in ("m", "n", "w_in", "w_out"):
+        largest = float(np.abs(getattr(weights, name)).max())
+        if not largest < limit:
+            raise RnnscopeError(
+                f"spec {spec.name or '(unnamed)'!r}: the drawn {name} reaches {largest:.3g}, beyond float32; "
+                "the means or covariance entries of its columns are too large"
+            )
     if spec.task is not None:
         task, placeholder = spec.task.to_dict(), False
     elif spec.inputs == 1:

@@ -65,6 +65,10 @@ def _frozen_mapping(values: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(values))
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows (write a finite number)")
+
+
 def _real(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise RnnscopeError(f"{where}: expected a finite number, got {value!r}")
@@ -541,10 +545,14 @@ def spec_from_dict(data: Any, *, source: str = "spec") -> DesignSpec:
 def load_spec(path: str | Path) -> DesignSpec:
     """Read a specification from a JSON file (or YAML, when PyYAML is installed and the name ends in .yaml/.yml)."""
     path = Path(path)
+    if path.is_dir():
+        raise RnnscopeError(f"{path}: is a directory, expected a specification file (or a gallery name)")
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise RnnscopeError(f"{path}: cannot read the specification ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise RnnscopeError(f"{path}: not a text file (expected a JSON or YAML specification)") from None
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
             import yaml  # type: ignore[import-untyped]
@@ -556,7 +564,9 @@ def load_spec(path: str | Path) -> DesignSpec:
             raise RnnscopeError(f"{path}: not valid YAML ({exc})") from None
     else:
         try:
-            data = json.loads(text)
+            data = json.loads(text, parse_constant=_reject_constant)
         except json.JSONDecodeError as exc:
             raise RnnscopeError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        except ValueError as exc:
+            raise RnnscopeError(f"{path}: not valid JSON ({exc})") from None
     return spec_from_dict(data, source=str(path))

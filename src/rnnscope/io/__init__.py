@@ -1,7 +1,10 @@
 """Files: run directories, checkpoints, import of networks trained elsewhere. Only this package writes files."""
 
-from rnnscope.io._atomic import atomic_write, save_figure, write_bytes, write_json, write_text
-from rnnscope.io._reference import load_reference
+from rnnscope.io._atomic import atomic_write, clean_stale_temporaries, save_figure, write_bytes, write_json, write_text
+from rnnscope.io._lock import LOCK_NAME, RUN_FILES, RunLock, lock_run_dir
+from rnnscope.io._paths import check_output
+from rnnscope.io._recordings import RECORDING_SUFFIXES, load_recordings, save_recordings
+from rnnscope.io._reference import import_reference, load_reference
 from rnnscope.io._rundir import (
     CHECKPOINT as CHECKPOINT_NAME,
 )
@@ -11,6 +14,8 @@ from rnnscope.io._rundir import (
 from rnnscope.io._rundir import (
     FORMAT,
     Run,
+    check_new_run_dir,
+    check_tensors,
     load_checkpoint,
     load_run,
     load_weights,
@@ -36,7 +41,14 @@ __all__ = [
     "METRICS_NAME",
     "CHECKPOINT_NAME",
     "Run",
+    "check_output",
+    "check_new_run_dir",
+    "check_tensors",
+    "import_reference",
     "load_reference",
+    "load_recordings",
+    "save_recordings",
+    "RECORDING_SUFFIXES",
     "load_run",
     "load_weights",
     "read_config",
@@ -52,4 +64,9 @@ __all__ = [
     "write_bytes",
     "write_json",
     "write_text",
+    "clean_stale_temporaries",
+    "LOCK_NAME",
+    "RUN_FILES",
+    "RunLock",
+    "lock_run_dir",
 ]

@@ -45,10 +45,20 @@ class ModelConfig:
         if not 0 < check_positive(self.alpha, "alpha") <= 1:
             raise RnnscopeError(f"alpha: must be in (0, 1], got {self.alpha}")
         check_positive(self.init_std, "init_std")
+        for name in ("train_inputs", "train_outputs", "train_h0"):
+            if not isinstance(getattr(self, name), bool):
+                raise RnnscopeError(f"{name}: expected true or false, got {getattr(self, name)!r}")
 
     @property
     def kind(self) -> str:
         return "full-rank" if self.rank is None else "low-rank"
+
+    @property
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every parameter's name and shape: what ``weights.safetensors`` holds for this architecture."""
+        size = self.size
+        recurrent = {"J": (size, size)} if self.rank is None else {"m": (size, self.rank), "n": (size, self.rank)}
+        return {"w_in": (size, self.inputs), "h0": (size,), **recurrent, "w_out": (size, self.outputs)}
 
 
 class RateRNN(nn.Module):

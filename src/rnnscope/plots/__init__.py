@@ -1,5 +1,6 @@
 """Figures: each function takes result objects and an optional ``ax`` and returns a matplotlib Figure."""
 
+from rnnscope.plots._data import plot_selectivity_signal, plot_task_projection
 from rnnscope.plots._latent import FIXED_POINT_GID, plot_flow_field, plot_loadings, plot_potential, plot_trajectories
 from rnnscope.plots._populations import (
     plot_bic,
@@ -17,6 +18,8 @@ from rnnscope.plots._report import (
 )
 
 __all__ = [
+    "plot_selectivity_signal",
+    "plot_task_projection",
     "plot_flow_field",
     "plot_trajectories",
     "plot_potential",

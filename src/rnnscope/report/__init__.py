@@ -1,6 +1,7 @@
 """Self-contained HTML reports of runs, side-by-side comparisons, and the demo."""
 
 from rnnscope.report._api import compare, report
+from rnnscope.report._data import DATA_SECTIONS, compare_run_with_data, data_report, write_data_report
 from rnnscope.report._demo import DemoConfig, DemoResult, demo
 from rnnscope.report._html import SECTIONS, RenderedFigures, ReportFiles, render_figures, write_comparison, write_report
 from rnnscope.report._sections import (
@@ -18,6 +19,10 @@ from rnnscope.report._sections import (
 )
 
 __all__ = [
+    "DATA_SECTIONS",
+    "data_report",
+    "write_data_report",
+    "compare_run_with_data",
     "report",
     "compare",
     "demo",

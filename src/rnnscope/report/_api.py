@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from rnnscope import io
 from rnnscope.errors import RnnscopeError
 from rnnscope.report._html import ReportFiles, write_comparison, write_report
 from rnnscope.report._sections import ReportConfig, analyze_run
@@ -28,7 +29,7 @@ def report(
 ) -> ReportFiles:
     """Analyse the run directory ``run`` and write its report to ``out`` (default ``RUN/report``):
     ``report.html`` (self-contained), figures as PNG and SVG, numbers as JSON."""
-    out = Path(run) / "report" if out is None else Path(out)
+    out = io.check_output(Path(run) / "report" if out is None else Path(out), directory=True)
     analysis = analyze_run(run, config=_config(config, quick), rng=seed)
     return write_report(analysis, out)
 
@@ -46,5 +47,6 @@ def compare(
     if len(runs) < 2:
         raise RnnscopeError(f"runs: a comparison needs at least 2 run directories, got {len(runs)}")
     cfg = _config(config, quick)
+    io.check_output(out, directory=True)
     analyses = [analyze_run(run, config=cfg, rng=seed) for run in runs]
     return write_comparison(analyses, out)

@@ -20,7 +20,16 @@ from rnnscope.tasks._base import (
 from rnnscope.tasks._decision import ContextDependent, Multisensory, RandomDots
 from rnnscope.tasks._memory import DelayedMatchToSample, ParametricWorkingMemory
 from rnnscope.tasks._neurogym import NeurogymTask
-from rnnscope.tasks._registry import TASKS, list_tasks, make_task, parse_options, task_spec
+from rnnscope.tasks._registry import (
+    TASKS,
+    import_task,
+    list_tasks,
+    make_task,
+    parse_options,
+    register_task,
+    task_path,
+    task_spec,
+)
 
 __all__ = [
     "Task",
@@ -37,6 +46,9 @@ __all__ = [
     "parse_options",
     "list_tasks",
     "task_spec",
+    "register_task",
+    "import_task",
+    "task_path",
     "accuracy",
     "correct_trials",
     "decisions",

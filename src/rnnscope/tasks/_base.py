@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from rnnscope._validation import check_nonnegative, check_positive
+from rnnscope._validation import as_generator, check_int, check_nonnegative, check_positive
 from rnnscope.errors import RnnscopeError
 
 __all__ = [
@@ -125,14 +125,33 @@ class TaskBase:
         check_positive(self.dt, "dt")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            for item in value if isinstance(value, tuple) else (value,):
+                if isinstance(item, (float, np.floating)) and not np.isfinite(item):
+                    raise RnnscopeError(f"{f.name}: must be finite, got {value!r}")
             if f.name.endswith("_ms"):
                 check_nonnegative(value, f.name)
             elif f.name.endswith(("_std", "_scale", "_amplitude")):
                 check_nonnegative(value, f.name)
+        if "decision_ms" in {f.name for f in dataclasses.fields(self)} and self.steps(self.decision_ms) < 1:
+            raise RnnscopeError(f"decision_ms: the decision epoch (where the loss mask and the answer are read) must "
+                                f"last at least one step of dt = {self.dt:g} ms, got {self.decision_ms:g}")
         self.validate()
 
     def validate(self) -> None:
         """Task-specific checks (override)."""
+
+    conditions: ClassVar[tuple[str, ...]] = ()  # what ``sample`` can pin by keyword
+
+    def sample(self, trials: int, *, rng: np.random.Generator | int, **conditions: Any) -> TrialBatch:
+        """``trials`` fresh trials; rng: an int seed or a Generator; keyword conditions (names in ``conditions``)
+        pin what would be drawn, as a scalar for all trials or an array (trials,)."""
+        check_int(trials, "trials", minimum=1)
+        self.check_conditions(conditions, self.conditions)
+        return self._sample(trials, rng=as_generator(rng, name="rng"), **conditions)
+
+    def _sample(self, trials: int, *, rng: np.random.Generator, **conditions: Any) -> TrialBatch:
+        """Draw the trials (override): conditions are checked and rng is a Generator."""
+        raise NotImplementedError
 
     # -- helpers for subclasses -------------------------------------------------------------------------------
     def steps(self, duration_ms: float) -> int:

@@ -43,11 +43,8 @@ class RandomDots(TaskBase):
 
     def validate(self) -> None:
         _check_coherences(self.coherences)
-        if self.decision_ms <= 0:
-            raise RnnscopeError(f"decision_ms: must be > 0, got {self.decision_ms}")
 
-    def sample(self, trials: int, *, rng: np.random.Generator, **conditions: Any) -> TrialBatch:
-        self.check_conditions(conditions, self.conditions)
+    def _sample(self, trials: int, *, rng: np.random.Generator, **conditions: Any) -> TrialBatch:
         coherence = self.draw("coherence", conditions.get("coherence"), self.coherences, trials, rng).astype(float)
         epochs, steps = timeline(
             {name: self.steps(getattr(self, f"{name}_ms")) for name in ("fixation", "stimulus", "delay", "decision")},
@@ -106,8 +103,7 @@ class Multisensory(_CuedDecision):
     input_names: ClassVar[tuple[str, ...]] = ("visual", "auditory", "visual_cue", "auditory_cue")
     conditions: ClassVar[tuple[str, ...]] = ("coherence", "modality")
 
-    def sample(self, trials: int, *, rng: np.random.Generator, **conditions: Any) -> TrialBatch:
-        self.check_conditions(conditions, self.conditions)
+    def _sample(self, trials: int, *, rng: np.random.Generator, **conditions: Any) -> TrialBatch:
         coherence = self.draw("coherence", conditions.get("coherence"), self.coherences, trials, rng).astype(float)
         modality = self.draw("modality", conditions.get("modality"), np.arange(3), trials, rng).astype(np.int64)
         if np.any((modality < 0) | (modality > 2)):
@@ -142,8 +138,7 @@ class ContextDependent(_CuedDecision):
     input_names: ClassVar[tuple[str, ...]] = ("colour", "motion", "colour_cue", "motion_cue")
     conditions: ClassVar[tuple[str, ...]] = ("colour_coherence", "motion_coherence", "context")
 
-    def sample(self, trials: int, *, rng: np.random.Generator, **conditions: Any) -> TrialBatch:
-        self.check_conditions(conditions, self.conditions)
+    def _sample(self, trials: int, *, rng: np.random.Generator, **conditions: Any) -> TrialBatch:
         colour = self.draw("colour_coherence", conditions.get("colour_coherence"), self.coherences, trials, rng)
         motion = self.draw("motion_coherence", conditions.get("motion_coherence"), self.coherences, trials, rng)
         context = self.draw("context", conditions.get("context"), np.arange(2), trials, rng).astype(np.int64)

@@ -82,8 +82,7 @@ class ParametricWorkingMemory(TaskBase):
         ]
         return np.array(out, dtype=float).reshape(-1, 2)
 
-    def sample(self, trials: int, *, rng: np.random.Generator, **conditions: Any) -> TrialBatch:
-        self.check_conditions(conditions, self.conditions)
+    def _sample(self, trials: int, *, rng: np.random.Generator, **conditions: Any) -> TrialBatch:
         if (conditions.get("f1") is None) != (conditions.get("f2") is None):
             raise RnnscopeError("f1: pin f1 and f2 together")
         if conditions.get("f1") is None:
@@ -137,11 +136,8 @@ class DelayedMatchToSample(TaskBase):
     def validate(self) -> None:
         if self.delay_min_ms > self.delay_max_ms:
             raise RnnscopeError(f"delay_min_ms: must be <= delay_max_ms = {self.delay_max_ms:g}, got {self.delay_min_ms:g}")
-        if self.decision_ms <= 0:
-            raise RnnscopeError(f"decision_ms: must be > 0, got {self.decision_ms}")
 
-    def sample(self, trials: int, *, rng: np.random.Generator, **conditions: Any) -> TrialBatch:
-        self.check_conditions(conditions, self.conditions)
+    def _sample(self, trials: int, *, rng: np.random.Generator, **conditions: Any) -> TrialBatch:
         sample = self.draw("sample", conditions.get("sample"), np.arange(2), trials, rng).astype(np.int64)
         test = self.draw("test", conditions.get("test"), np.arange(2), trials, rng).astype(np.int64)
         if np.any((sample < 0) | (sample > 1) | (test < 0) | (test > 1)):

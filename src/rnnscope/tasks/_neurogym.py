@@ -7,11 +7,13 @@ the correct action and -1 for the others, and sets the mask on the steps whose g
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
+from rnnscope._validation import as_generator, check_int
 from rnnscope.errors import RnnscopeError
 from rnnscope.tasks._base import TrialBatch
 
@@ -35,6 +37,14 @@ class NeurogymTask:
     env_id: str
     dt: float = 20.0
     kwargs: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        # gymnasium imports the module of an id written "module:Env": an id from a file must never choose code
+        if not isinstance(self.env_id, str) or not re.fullmatch(r"[A-Za-z0-9_./-]+", self.env_id):
+            raise RnnscopeError(f"env_id: expected a neurogym environment id such as 'PerceptualDecisionMaking-v0', "
+                                f"got {self.env_id!r}")
+        if not all(isinstance(kv, tuple) and len(kv) == 2 and isinstance(kv[0], str) for kv in self.kwargs):
+            raise RnnscopeError(f"kwargs: expected (name, value) pairs, got {self.kwargs!r}")
 
     def _env(self, seed: int) -> Any:
         ngym = _import_neurogym()
@@ -61,7 +71,9 @@ class NeurogymTask:
     def options(self) -> dict[str, Any]:
         return {"env_id": self.env_id, "dt": self.dt, "kwargs": [list(kv) for kv in self.kwargs]}
 
-    def sample(self, trials: int, *, rng: np.random.Generator, **conditions: Any) -> TrialBatch:
+    def sample(self, trials: int, *, rng: np.random.Generator | int, **conditions: Any) -> TrialBatch:
+        check_int(trials, "trials", minimum=1)
+        rng = as_generator(rng, name="rng")
         if conditions:
             raise RnnscopeError(f"{sorted(conditions)[0]}: neurogym tasks take no pinned conditions")
         env = self._env(int(rng.integers(0, 2**31 - 1)))

@@ -3,7 +3,16 @@
 from rnnscope.training._ensemble import EnsembleResult, train_ensemble
 from rnnscope.training._evaluate import Evaluation, evaluate, simulate, torch_generator
 from rnnscope.training._loss import masked_mse_loss
-from rnnscope.training._trainer import Stage, TrainingConfig, TrainingResult, train, train_curriculum
+from rnnscope.training._trainer import (
+    Stage,
+    TrainingConfig,
+    TrainingResult,
+    check_device,
+    check_memory,
+    estimate_training_memory,
+    train,
+    train_curriculum,
+)
 
 __all__ = [
     "TrainingConfig",
@@ -18,4 +27,7 @@ __all__ = [
     "simulate",
     "masked_mse_loss",
     "torch_generator",
+    "check_device",
+    "check_memory",
+    "estimate_training_memory",
 ]

@@ -7,6 +7,7 @@ the K networks is batched into one kernel call per step.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from collections.abc import Sequence
@@ -24,7 +25,16 @@ from rnnscope.errors import ConvergenceWarning, RnnscopeError
 from rnnscope.models import ModelConfig, RateRNN, build_model
 from rnnscope.tasks import Task, correct_trials
 from rnnscope.training._loss import masked_mse_loss
-from rnnscope.training._trainer import TrainingConfig, TrainingResult, _run_config, _seed_of, _training_data
+from rnnscope.training._trainer import (
+    MAX_SEED,
+    TrainingConfig,
+    TrainingResult,
+    _check_compatible,
+    _run_config,
+    _seed_of,
+    _training_data,
+    check_memory,
+)
 
 __all__ = ["EnsembleResult", "train_ensemble"]
 
@@ -75,33 +85,48 @@ def train_ensemble(
 ) -> EnsembleResult:
     """Train ``len(seeds)`` networks of architecture ``model`` on ``task``, network k from ``seeds[k]``.
 
-    With ``out``, network k's run directory is ``out/net{k:02d}`` (a normal run directory). Early stopping ends
-    training once every network has reached ``target_accuracy``; each network keeps its own best epoch.
+    With ``out`` (missing or empty; locked while it is written), network k's run directory is ``out/net{k:02d}``
+    (a normal run directory). Early stopping ends training once every network has reached ``target_accuracy``;
+    each network keeps its own best epoch. Seeds, the task's data and the memory needed are checked first.
     """
-    from rnnscope.models._fast import (
-        fast_loss_and_grads_ensemble,
-        fast_outputs,
-        fast_path_supported,
-        stack_parameters,
-    )
+    from rnnscope.models._fast import fast_path_supported
 
-    seeds = tuple(check_int(s, "seeds", minimum=0) for s in seeds)
+    seeds = tuple(check_int(s, "seeds", minimum=0, maximum=MAX_SEED) for s in seeds)
     if not seeds:
         raise RnnscopeError("seeds: an ensemble needs at least one seed")
     if len(set(seeds)) != len(seeds):
         raise RnnscopeError(f"seeds: must be distinct, got {list(seeds)}")
     if config.device != "cpu" or config.backend == "torch":
         raise RnnscopeError("backend: ensembles train on the fused CPU kernel (device cpu, backend auto or fast)")
+    if not isinstance(model, ModelConfig):
+        raise RnnscopeError(f"model: expected a ModelConfig, got {type(model).__name__}")
+    _check_compatible(task, model)
+    out_path = Path(out) if out is not None else None
+    if out_path is not None:
+        io.check_new_run_dir(out_path)  # before any work; again under the lock before writing
+    data = [_training_data(task, config, seed) for seed in seeds]
+    check_memory(model, config, steps=data[0][0].steps, networks=len(seeds))
     nets = [build_model(model, generator=torch.Generator().manual_seed(seed)) for seed in seeds]
     if not fast_path_supported(nets[0]):
         raise RnnscopeError(f"model: the fused kernel cannot train a {model.kind} network of this configuration")
-    if len(task.input_names) != model.inputs or len(task.output_names) != model.outputs:
-        raise RnnscopeError(f"model: task {task.name!r} has {len(task.input_names)} inputs, the network {model.inputs}")
-    out_path = Path(out) if out is not None else None
-    if out_path is not None and out_path.exists() and any(out_path.iterdir()):
-        raise RnnscopeError(f"{out_path}: not empty; choose another --out")
+    with io.lock_run_dir(out_path) if out_path is not None else contextlib.nullcontext():
+        if out_path is not None:
+            io.check_new_run_dir(out_path)
+        return _train_ensemble(task, config, seeds, nets, data, out_path, progress)
 
-    data = [_training_data(task, config, seed) for seed in seeds]
+
+def _train_ensemble(
+    task: Task,
+    config: TrainingConfig,
+    seeds: tuple[int, ...],
+    nets: list[RateRNN],
+    data: list,
+    out_path: Path | None,
+    progress: bool,
+) -> EnsembleResult:
+    """The loop of ``train_ensemble``; writes the run directories into ``out_path`` (locked by the caller)."""
+    from rnnscope.models._fast import fast_loss_and_grads_ensemble, fast_outputs, stack_parameters
+
     stack = lambda arrays: torch.from_numpy(np.stack(arrays))  # noqa: E731
     train_in, train_tg, train_mk = (stack([getattr(d[0], f) for d in data]) for f in ("inputs", "targets", "mask"))
     val_in, val_tg, val_mk = (stack([getattr(d[1], f) for d in data]) for f in ("inputs", "targets", "mask"))
@@ -141,6 +166,9 @@ def train_ensemble(
         seconds = (time.perf_counter() - began) / K
         for k in range(K):
             val_loss = float(masked_mse_loss(outputs[k], val_tg[k], val_mk[k]))
+            if not np.isfinite(val_loss):  # the data were checked finite before training
+                raise RnnscopeError(f"lr: network {k} (seed {seeds[k]}) diverged at epoch {epoch} (validation loss "
+                                    f"{val_loss}); try a learning rate lower than {config.lr}")
             val_acc = float(correct_trials(outputs[k].numpy(), data[k][1]).mean())
             histories[k].append({"epoch": epoch, "loss": float(np.mean([batch[k] for batch in losses])),
                                  "validation_loss": val_loss, "validation_accuracy": val_acc, "seconds": seconds})
@@ -171,5 +199,5 @@ def train_ensemble(
         results.append(TrainingResult(net, tuple(histories[k]), int(best_epoch[k]), stopped, run))
     if config.target_accuracy is not None and not all(r.stopped_early for r in results):
         warnings.warn(f"{sum(not r.stopped_early for r in results)} of {K} networks never reached target_accuracy "
-                      f"{config.target_accuracy}", ConvergenceWarning, stacklevel=2)
+                      f"{config.target_accuracy}", ConvergenceWarning, stacklevel=3)
     return EnsembleResult(tuple(results), seeds, out_path)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rnnscope._validation import check_int
+from rnnscope._validation import as_generator, check_int
 from rnnscope.models import RateRNN, draw_noise, model_from_weights
 from rnnscope.models._weights import FullRankWeights, LowRankWeights
 from rnnscope.tasks import Task, TrialBatch, correct_trials, masked_mse
@@ -30,15 +30,15 @@ def simulate(
     model: RateRNN | LowRankWeights | FullRankWeights,
     batch: TrialBatch,
     *,
-    rng: np.random.Generator | None,
+    rng: np.random.Generator | int | None,
     chunk: int = 256,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``model`` on ``batch``. rng None means noise-free dynamics.
+    """Run ``model`` on ``batch``. rng: an int seed or a Generator; None means noise-free dynamics.
 
     Returns outputs (trials, time, outputs) and states x (trials, time, size), float32.
     """
     net = _as_model(model)
-    generator = torch_generator(rng) if rng is not None else None
+    generator = torch_generator(as_generator(rng, name="rng")) if rng is not None else None
     outputs, states = [], []
     for start in range(0, batch.trials, chunk):
         inputs = torch.from_numpy(batch.inputs[start : start + chunk])
@@ -94,13 +94,14 @@ def evaluate(
     task: Task,
     *,
     trials: int = 1000,
-    rng: np.random.Generator,
+    rng: np.random.Generator | int,
     noise: bool = True,
     chunk: int = 256,
 ) -> Evaluation:
     """Accuracy and loss on ``trials`` fresh trials of ``task`` (with the network's private noise unless
     ``noise=False``)."""
     check_int(trials, "trials", minimum=1)
+    rng = as_generator(rng, name="rng")
     net = _as_model(model)
     batch = task.sample(trials, rng=rng)
     generator = torch_generator(rng) if noise else None
