@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="rnnscope-demo-"))
     began = time.perf_counter()
-    result = demo(out, quick=args.quick, seed=args.seed, progress=not args.json)
+    result = demo(out, quick=args.quick, rng=args.seed, progress=not args.json)
     wall = time.perf_counter() - began
     record = {
         "wall_seconds": wall,

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rnnscope.analysis import PopulationModel, evaluate_networks, loadings
 from rnnscope.analysis._epairs import epairs
-from rnnscope.analysis._populations import PopulationModel, evaluate_networks, loadings
 from rnnscope.io._reference import load_reference
 from rnnscope.tasks import ContextDependent
 

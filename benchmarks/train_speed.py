@@ -24,8 +24,7 @@ import torch
 
 from rnnscope.models import ModelConfig
 from rnnscope.tasks import make_task
-from rnnscope.training import TrainingConfig, train
-from rnnscope.training._ensemble import train_ensemble
+from rnnscope.training import TrainingConfig, train, train_ensemble
 
 SIZE, BATCH, BATCHES = 512, 32, 25
 
@@ -85,7 +84,7 @@ def ours_epoch_seconds(task_name: str, rank: int, epochs: int, backend: str = "a
     """Seconds of each epoch after the first of rnnscope's trainer (validation included)."""
     task = make_task(task_name)
     config = TrainingConfig(epochs=epochs + 1, batch_size=BATCH, train_trials=BATCH * BATCHES, backend=backend)
-    result = train(task, ModelConfig(size=SIZE, inputs=len(task.input_names), rank=rank), config, seed=0, progress=False)
+    result = train(task, ModelConfig(size=SIZE, inputs=len(task.input_names), rank=rank), config, rng=0, progress=False)
     return [row["seconds"] for row in result.history][1:]
 
 
@@ -94,7 +93,7 @@ def ensemble_network_seconds(networks: int, epochs: int) -> list[float]:
     task = make_task("rdm")
     config = TrainingConfig(epochs=epochs + 1, batch_size=BATCH, train_trials=BATCH * BATCHES)
     result = train_ensemble(task, ModelConfig(size=SIZE, inputs=len(task.input_names), rank=1), config,
-                            seeds=range(networks), progress=False)
+                            rng=list(range(networks)), progress=False)
     return [row["seconds"] for row in result.results[0].history][1:]  # already divided by the number of networks
 
 
@@ -105,7 +104,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per round and path")
     parser.add_argument("--ensemble", type=int, default=32, help="networks in the ensemble run (0: skip)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="kernel threads (default: the cores not busy with other work, see _fast._threads)")
+                        help="kernel threads (default: the cores not busy with other work, see models._pool._threads)")
     parser.add_argument("--torch-backend", action="store_true", help="also time the trainer's plain PyTorch path")
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="torch threads (default 1: the baseline is as fast with 2, and far slower on a busy machine)")
@@ -113,8 +112,9 @@ def main() -> None:
     torch.set_num_threads(args.torch_threads)
     if args.threads:
         numba.set_num_threads(args.threads)
-        os.environ["NUMBA_NUM_THREADS"] = str(args.threads)  # marks the count as the caller's choice (_fast._threads)
-    from rnnscope.models._fast import _threads, warm_up
+        os.environ["NUMBA_NUM_THREADS"] = str(args.threads)  # marks the count as the caller's choice (models._pool._threads)
+    from rnnscope.models import warm_up
+    from rnnscope.models._pool import _threads
 
     compile_s = warm_up()
     report: dict = {"compile_or_cache_load_s": compile_s, "kernel_threads_at_start": _threads(),

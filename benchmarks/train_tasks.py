@@ -35,7 +35,7 @@ def main() -> None:
         began = time.perf_counter()
         result = train(task, ModelConfig(size=size, inputs=len(task.input_names), rank=rank),
                        TrainingConfig(epochs=epochs, train_trials=trials, lr=lr, target_accuracy=0.97),
-                       seed=args.seed, progress=False)
+                       rng=args.seed, progress=False)
         seconds = time.perf_counter() - began
         accuracy = evaluate(result.model, task, trials=1000, rng=np.random.default_rng(args.seed + 1)).accuracy
         report[name] = {"size": size, "rank": rank, "epochs": len(result.history), "train_s": seconds,

@@ -46,8 +46,21 @@ def test_analyze_json(rdm_run, capsys) -> None:
 
 def test_flow_figure(rdm_run, tmp_path, capsys) -> None:
     out = tmp_path / "flow.png"
-    assert main(["flow", str(rdm_run), "--out", str(out)]) == 0
+    assert main(["flow", str(rdm_run), "--figure", str(out), "--resolution", "10"]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["flow", str(rdm_run), "--out", str(tmp_path / "figs"), "--resolution", "10"]) == 0
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["flow.png", "flow.svg"]
+    assert main(["flow", str(rdm_run), "--out", str(tmp_path / "x.png")]) == 2  # --out is always a directory
+    assert "--figure" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
+
+
+def test_inputs_are_named_as_the_task_names_them(rdm_run, capsys) -> None:
+    assert main(["fixed-points", str(rdm_run), "--input", "stimulus=1.0", "--json"]) == 0
+    named = json.loads(capsys.readouterr().out)
+    assert main(["fixed-points", str(rdm_run), "--input", "0=1.0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == named
+    assert main(["fixed-points", str(rdm_run), "--input", "motion=1"]) == 2
+    assert "stimulus" in capsys.readouterr().err
 
 
 def test_bad_input_index(rdm_run, capsys) -> None:

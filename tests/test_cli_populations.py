@@ -26,7 +26,7 @@ def _json(capsys, *args: str) -> dict:
 
 
 def test_populations(mante_run, capsys) -> None:
-    result = _json(capsys, "populations", mante_run, "--max-populations", "3", "--restarts", "2")
+    result = _json(capsys, "populations", mante_run, "--max-populations", "3", "--restarts", "2", "--method", "em")
     assert len(result["bic"]) == 3 and result["chosen"] == 2  # the paper's two populations
     assert sum(result["fits"][1]["sizes"]) == 256
 
@@ -38,7 +38,7 @@ def test_resample_single_gaussian_fails_on_mante(mante_run, capsys) -> None:
 
 
 def test_epairs_connectivity_is_significant(mante_run, capsys) -> None:
-    result = _json(capsys, "epairs", mante_run, "--null-draws", "100")
+    result = _json(capsys, "epairs", mante_run, "--draws", "100")
     assert result["p_value"] < 1e-3 and result["c"] > 1 and result["space"] == "connectivity"
 
 

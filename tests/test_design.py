@@ -10,25 +10,28 @@ import warnings
 import numpy as np
 import pytest
 
-from rnnscope.analysis._fixedpoints import find_fixed_points
-from rnnscope.analysis._latent import effective_overlaps, overlaps
-from rnnscope.analysis._populations import PopulationModel, evaluate_networks, loadings
-from rnnscope.design._build import (
-    build_network,
-    build_networks,
+from rnnscope.analysis import (
+    PopulationModel,
+    effective_overlaps,
+    evaluate_networks,
+    find_fixed_points,
+    loadings,
+    overlaps,
+)
+from rnnscope.design import (
+    associative_memory_spec,
     design_network,
     fit_design,
+    gallery_names,
+    list_gallery,
+    load_gallery,
     mean_field_agreement,
     population_labels,
     population_model,
     predict_fixed_points,
-)
-from rnnscope.design._gallery import (
-    associative_memory_spec,
-    gallery_names,
-    list_gallery,
-    load_gallery,
     resolve_spec,
+    sample_network,
+    sample_networks,
     stored_patterns,
 )
 from rnnscope.design._spec import load_spec, spec_from_dict
@@ -63,7 +66,7 @@ def _base(**changes):
 def test_valente_construction_moments_match_closed_form():
     rho, a_n, a_m, w_o, s_n, s_m = 1.5, 0.7, 0.4, 2.0, 1.3, -0.6
     spec = spec_from_dict({"rank": 1, "inputs": 1, "outputs": 1, "populations": [{"fraction": 1.0, "valente": {
-        "rho": rho, "alpha_n": a_n, "alpha_m": a_m, "w_o": w_o, "s_n": s_n, "s_m": s_m}}]})
+        "rho": rho, "n_private": a_n, "m_private": a_m, "w_o": w_o, "s_n": s_n, "s_m": s_m}}]})
     _, cov = spec.moments()
     c = {label: i for i, label in enumerate(spec.columns)}
     cov = cov[0]
@@ -73,7 +76,7 @@ def test_valente_construction_moments_match_closed_form():
     assert cov[c["m[0]"], c["w_out[0]"]] == pytest.approx(w_o * (rho + a_m**2))
     assert cov[c["w_in[0]"], c["w_in[0]"]] == pytest.approx(1 + s_n**2 + s_m**2)
     # a large sampled network has these overlaps (independent plain computation)
-    w = build_network(spec, 40000, rng=0)
+    w = sample_network(spec, 40000, rng=0)
     assert np.mean(w.n[:, 0] * w.m[:, 0]) == pytest.approx(rho, abs=0.05)
     assert np.mean(w.n[:, 0] * w.w_in[:, 0]) == pytest.approx(s_n * a_n, abs=0.05)
 
@@ -82,7 +85,7 @@ def test_overlaps_form_imposes_overlap_matrix():
     sigma = [[2.5, -1.0], [1.0, 2.0]]
     spec = spec_from_dict({"rank": 2, "inputs": 1, "outputs": 1, "populations": [
         {"fraction": 1.0, "overlaps": {"overlaps": sigma, "n_std": 0.3}}]})
-    w = build_network(spec, 20000, rng=1)
+    w = sample_network(spec, 20000, rng=1)
     np.testing.assert_allclose(overlaps(w), sigma, atol=0.1)
     np.testing.assert_allclose(population_model(spec).overlaps(), sigma, atol=1e-12)
 
@@ -92,7 +95,7 @@ def test_same_sampler_as_resampling():
     spec = load_gallery("mante_gain_modulation")
     model = population_model(spec)
     assert isinstance(model, PopulationModel)
-    a = build_network(spec, 300, rng=5)
+    a = sample_network(spec, 300, rng=5)
     b = model.sample(300, rng=np.random.default_rng(5))
     np.testing.assert_array_equal(loadings(a).values, loadings(b).values)
     labels = population_labels(spec, 300)
@@ -169,7 +172,7 @@ def test_gallery_dynamics_claims(name, index):
         warnings.simplefilter("ignore", ConvergenceWarning)
         results = {
             "mean field": predict_fixed_points(spec, rng=0, inputs=inputs, starts=60),
-            "finite": find_fixed_points(build_network(spec, size, rng=1), inputs=inputs, rng=2, starts=60),
+            "finite": find_fixed_points(sample_network(spec, size, rng=1), inputs=inputs, rng=2, starts=60),
         }
     for label, result in results.items():
         counts = result.fixed_points.counts()
@@ -186,7 +189,7 @@ def test_associative_memory_retrieves_each_pattern():
     claim = spec.claims["retrieval"]
     count = claim["patterns"]
     assert spec.rank == count and len(spec.populations) == 2**count
-    weights = build_network(spec, claim["size"], rng=3)
+    weights = sample_network(spec, claim["size"], rng=3)
     patterns = stored_patterns(weights)  # (size, patterns)
     # J = gain sum_mu r^mu r^mu^T / N (Hopfield 1982), checked on the full matrix
     np.testing.assert_allclose(weights.connectivity(), 2.0 * patterns @ patterns.T / weights.size)
@@ -228,7 +231,7 @@ def test_associative_memory_constructor_shapes():
 def _task_accuracy(name: str, networks: int, trials: int, size: int) -> np.ndarray:
     spec = load_gallery(name)
     rng = np.random.default_rng(11)
-    batch = build_networks(spec, size, networks, rng=rng)
+    batch = sample_networks(spec, size, networks, rng=rng)
     return evaluate_networks(batch, spec.make_task().sample(trials, rng=rng), rng=rng).accuracy
 
 
@@ -261,7 +264,7 @@ def test_mante_effective_overlaps_switch_with_context():
     stream, so the gain-weighted input overlap of that stream collapses in that context, the relevant one stays,
     and the recurrent (integrating) overlap stays about the same in both contexts."""
     spec = load_gallery("mante_gain_modulation")
-    weights = build_network(spec, 600, rng=6)
+    weights = sample_network(spec, 600, rng=6)
     labels = population_labels(spec, 600)
     task = spec.make_task()
     rng = np.random.default_rng(7)

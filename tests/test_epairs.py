@@ -7,8 +7,8 @@ import pytest
 from conftest import reference_path
 from scipy import linalg, stats
 
+from rnnscope.analysis import loadings
 from rnnscope.analysis._epairs import epairs, neighbour_angles, whiten
-from rnnscope.analysis._populations import loadings
 from rnnscope.errors import RnnscopeError
 from rnnscope.io._reference import load_reference
 

@@ -8,7 +8,7 @@ import torch
 from scipy import stats
 
 from rnnscope.errors import RnnscopeError
-from rnnscope.models import ModelConfig, _fast, build_model
+from rnnscope.models import ModelConfig, _fast, _pool, build_model
 from rnnscope.models._fast import (
     fast_loss,
     fast_loss_and_grad,
@@ -150,7 +150,7 @@ def test_kernel_noise_is_bitwise_fast_noise_and_independent_of_threads(monkeypat
         params = dict(params, w_in=zeros, w_out=zeros, h0=np.zeros((2, size), np.float32))
         states = []
         for threads in (1, 2, 3):
-            monkeypatch.setattr(_fast, "_threads", lambda threads=threads: threads)
+            monkeypatch.setattr(_pool, "_threads", lambda threads=threads: threads)
             states.append(fast_trajectories(params, np.zeros((trials, time, 1)), seeds=[5, 2**63 + 5], alpha=1.0, noise_std=1.0))
         assert np.array_equal(states[0], states[1]) and np.array_equal(states[0], states[2])
         assert np.array_equal(states[0][0], fast_noise((trials, time, size), 5))
@@ -230,7 +230,7 @@ def test_results_do_not_depend_on_the_number_of_threads(shape, monkeypatch):
     u, y, mask = make_batch(7, 12, shape["inputs"], shape["outputs"], seed=3, partial_mask=True)
     results = []
     for threads in (1, 2, 3):
-        monkeypatch.setattr(_fast, "_threads", lambda threads=threads: threads)
+        monkeypatch.setattr(_pool, "_threads", lambda threads=threads: threads)
         model.zero_grad()
         loss = fast_loss(model, u, y, mask, seed=11)
         loss.backward()
@@ -246,10 +246,10 @@ def test_thread_count_respects_the_caller():
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        assert _fast._threads() == 1
+        assert _pool._threads() == 1
     finally:
         numba.set_num_threads(before)
-    assert 1 <= _fast._threads() <= before
+    assert 1 <= _pool._threads() <= before
 
 
 @pytest.mark.parametrize("rank", [1, 2, None])
@@ -269,7 +269,7 @@ def test_graph_free_gradients_equal_autograd_ones(rank):
         if p.requires_grad:
             assert torch.equal(p.grad, expected[name]), name
     model.zero_grad()
-    step = _fast._TrainStep(model)  # the trainer's prepared version
+    step = _fast.FusedTrainStep(model)  # the trainer's prepared version
     assert step(u.numpy(), y.numpy(), mask.numpy(), 9) == value
     for name, p in model.named_parameters():
         if p.requires_grad:

@@ -14,6 +14,7 @@ from conftest import reference_path, shipped_run
 from scipy.integrate import quad
 from scipy.optimize import brentq
 
+from rnnscope.analysis import latent_summary
 from rnnscope.analysis._fixedpoints import (
     FixedPoints,
     classify,
@@ -23,7 +24,6 @@ from rnnscope.analysis._fixedpoints import (
     slow_directions,
 )
 from rnnscope.analysis._latent import flow_field, latent_bounds, reduced_flow
-from rnnscope.analysis._summary import analyze
 from rnnscope.errors import ConvergenceWarning, RnnscopeError
 from rnnscope.io import load_run
 from rnnscope.io._reference import load_reference
@@ -122,7 +122,7 @@ def test_rank2_rotating_overlaps_give_a_limit_cycle():
 def test_bimodal_loadings_break_the_ring_into_four_attractors():
     w, populations = bimodal_network(2.0, SIZE, rng=np.random.default_rng(0))
     for mean_field in (False, True):
-        result = find_fixed_points(w, rng=0, mean_field=mean_field, populations=populations)
+        result = find_fixed_points(w, rng=0, mean_field=mean_field, labels=populations)
         counts = result.fixed_points.counts()
         assert (counts["stable"], counts["saddle"]) == (4, 4)
         assert not result.ring
@@ -143,9 +143,9 @@ def test_bimodal_loadings_break_the_ring_into_four_attractors():
 def test_two_populations_bistable_without_input_limit_cycle_with_saturating_input():
     w, populations = two_population_network(SIZE, rng=np.random.default_rng(0))
     for mean_field in (False, True):
-        rest = find_fixed_points(w, rng=0, mean_field=mean_field, populations=populations)
+        rest = find_fixed_points(w, rng=0, mean_field=mean_field, labels=populations)
         assert rest.fixed_points.counts()["stable"] == 2 and not rest.limit_cycle
-        driven = find_fixed_points(w, rng=0, inputs=np.array([1.0]), mean_field=mean_field, populations=populations)
+        driven = find_fixed_points(w, rng=0, inputs=np.array([1.0]), mean_field=mean_field, labels=populations)
         assert driven.limit_cycle
         assert driven.fixed_points.counts()["stable"] == 0
     # the input silences population 0's gain: the effective overlaps become population 1's, rotating
@@ -270,6 +270,6 @@ def test_reference_romo_fast_and_mean_field_agrees():
 
 def test_analyze_summary_is_json_ready():
     w = load_run(shipped_run("rdm_rank1_128")).model.weights()  # a random-dots network trained by rnnscope
-    out = json.loads(json.dumps(analyze(w, rng=0, starts=30).to_dict()))
+    out = json.loads(json.dumps(latent_summary(w, rng=0, starts=30).to_dict()))
     assert out["rank"] == 1 and out["overlaps"][0][0] > 1
     assert len(out["fixed_points"]) == 3 and out["origin"]["stable"] is False

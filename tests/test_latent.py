@@ -4,6 +4,7 @@ from _lowrank_nets import gaussian_network, network, simulate_network
 from conftest import reference_path
 from scipy.integrate import quad
 
+from rnnscope.analysis import PopulationModel, loading_columns
 from rnnscope.analysis._latent import (
     effective_overlaps,
     flow_field,
@@ -17,7 +18,6 @@ from rnnscope.analysis._latent import (
     reduced_flow,
     reduced_jacobian,
 )
-from rnnscope.analysis._populations import PopulationModel, loading_columns
 from rnnscope.errors import RnnscopeError
 from rnnscope.models import LowRankWeights
 
@@ -241,7 +241,7 @@ def test_default_mean_field_model_is_one_gaussian_per_labelled_population():
     rng = np.random.default_rng(9)
     w = _random_network(rng, size=120, rank=2, inputs=2)
     labels = np.where(rng.random(w.size) < 0.4, "b", "a")
-    field = flow_field(w, mean_field=True, populations=labels, resolution=5, inputs=np.array([0.3, -0.2]))
+    field = flow_field(w, mean_field=True, labels=labels, resolution=5, inputs=np.array([0.3, -0.2]))
     loadings = np.concatenate([w.m, w.n, w.w_in], axis=1)  # plain moments over (m, n, w_in)
     means = np.stack([loadings[labels == p].mean(axis=0) for p in ("a", "b")])
     covariances = np.stack([np.cov(loadings[labels == p], rowvar=False) for p in ("a", "b")])

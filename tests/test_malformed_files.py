@@ -31,7 +31,7 @@ RUN_COMMANDS = [
     ["evaluate", "{run}", "--trials", "20", "--json"],
     ["analyze", "{run}", "--trials", "10", "--json"],
     ["fixed-points", "{run}", "--starts", "4", "--json"],
-    ["flow", "{run}", "--resolution", "5", "--out", "{tmp}/flow.png"],
+    ["flow", "{run}", "--resolution", "5", "--figure", "{tmp}/flow.png"],
     ["populations", "{run}", "--max-populations", "1", "--json"],
     ["resample", "{run}", "--populations", "1", "--networks", "1", "--trials", "10", "--json"],
     ["minimal-populations", "{run}", "--max-populations", "1", "--networks", "1", "--trials", "10", "--json"],

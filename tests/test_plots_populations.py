@@ -7,13 +7,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from rnnscope.analysis._epairs import epairs
-from rnnscope.analysis._populations import (
-    Inactivation,
-    MinimalPopulations,
-    fit_populations,
-    loadings,
-)
+from rnnscope.analysis import Inactivation, MinimalPopulations, epairs, fit_populations, loadings
 from rnnscope.errors import RnnscopeError
 from rnnscope.models import LowRankWeights
 from rnnscope.plots._populations import (

@@ -8,7 +8,7 @@ import pytest
 from _population_tasks import mante_trials, raposo_trials, rdm_trials, romo_trials
 from conftest import reference_path, shipped_run
 
-from rnnscope.analysis._populations import (
+from rnnscope.analysis import (
     Loadings,
     PopulationModel,
     evaluate_networks,
@@ -18,14 +18,13 @@ from rnnscope.analysis._populations import (
     loadings,
     minimal_populations,
     overlaps_by_group,
-    resample,
+    resample_model,
     scale_population,
-    simulate_networks,
 )
 from rnnscope.errors import RnnscopeError
 from rnnscope.io import load_run
 from rnnscope.io._reference import load_reference
-from rnnscope.models import LowRankWeights, stack_weights
+from rnnscope.models import LowRankWeights, simulate, stack_weights
 
 NOISE = {"romo_rank2_500": 0.005}
 TRIALS = {"mante_lr_fig1": mante_trials, "rdm_lr_fig2": rdm_trials, "raposo_lr_fig1": raposo_trials,
@@ -99,10 +98,10 @@ def test_fit_finds_two_populations(method):
     fit = fit_populations(np.vstack([a, b]), rng=0, max_populations=3, restarts=3, method=method)
     assert fit.chosen == 2
     truth = np.repeat([0, 1], 200)
-    labels = fit.populations(2)
+    labels = fit.labels_for(2)
     agreement = max(np.mean(labels == truth), np.mean(labels != truth))
     assert agreement > 0.9
-    assert fit.stability[1] > 0.9 and fit.stability[0] == 1.0
+    assert fit.label_agreement[1] > 0.9 and fit.label_agreement[0] == 1.0
     assert sorted(fit.sizes[1].tolist()) == sorted(np.bincount(labels).tolist())
     d = fit.to_dict()
     assert d["chosen"] == 2 and len(d["fits"]) == 3 and len(d["fits"][1]["covariances"]) == 2
@@ -180,7 +179,7 @@ def test_batched_simulation_matches_plain_loop():
     rng = np.random.default_rng(5)
     nets = [random_network(rng) for _ in range(3)]
     inputs = 0.5 * rng.standard_normal((4, 12, 3))
-    outputs = simulate_networks(stack_weights(nets), inputs, rng=0, memory_mb=0.01)  # forces chunks of 1 trial
+    outputs = simulate(stack_weights(nets), inputs, rng=0, memory_mb=0.01, backend="torch").outputs  # forces chunks of 1 trial
     for k, w in enumerate(nets):
         np.testing.assert_allclose(outputs[k], numpy_outputs(w, inputs), atol=1e-4)
 
@@ -189,11 +188,11 @@ def test_noise_is_private_and_reproducible():
     rng = np.random.default_rng(6)
     w = random_network(rng, noise_std=0.5)
     inputs = np.zeros((2, 10, 3))
-    first = simulate_networks([w, w], inputs, rng=1, shared_noise=False)
-    again = simulate_networks([w, w], inputs, rng=1, shared_noise=False)
+    first = simulate([w, w], inputs, rng=1, shared_noise=False).outputs
+    again = simulate([w, w], inputs, rng=1, shared_noise=False).outputs
     np.testing.assert_array_equal(first, again)
     assert not np.allclose(first[0], first[1])
-    shared = simulate_networks([w, w], inputs, rng=1)
+    shared = simulate([w, w], inputs, rng=1).outputs
     np.testing.assert_allclose(shared[0], shared[1])
 
 
@@ -202,7 +201,7 @@ def test_accuracy_rule():
     trials = mante_trials(64, rng=rng)
     w = shipped_mante()
     result = evaluate_networks(w, trials, rng=0)
-    outputs = simulate_networks(w, trials.inputs, rng=0)[0]
+    outputs = simulate(w, trials.inputs, rng=0).outputs
     c = trials.conditions
     wanted = np.sign(np.where(c["context"] == 0, c["colour_coherence"], c["motion_coherence"]))  # the cued stream
     np.testing.assert_array_equal(result.correct[0], np.sign(outputs[:, -1, 0]) == wanted)  # decision = last step
@@ -217,7 +216,7 @@ def test_mante_needs_populations():
     rng = np.random.default_rng(8)
     w = reference("mante_lr_fig1")
     trials = mante_trials(200, rng=rng)
-    result = resample(PopulationModel.from_weights(w), trials, rng=rng, networks=8, zero_mean=True, trained=w)
+    result = resample_model(PopulationModel.from_weights(w), trials, rng=rng, networks=8, zero_mean=True, trained=w)
     assert result.trained_accuracy >= 0.95
     assert result.mean < 0.85
     assert result.to_dict()["populations"] == 1
@@ -229,7 +228,7 @@ def test_single_gaussian_suffices(name):
     rng = np.random.default_rng(9)
     w = reference(name)
     trials = TRIALS[name](200, rng=rng)
-    result = resample(PopulationModel.from_weights(w), trials, rng=rng, networks=6, zero_mean=True)
+    result = resample_model(PopulationModel.from_weights(w), trials, rng=rng, networks=6, zero_mean=True)
     assert result.mean >= 0.95
 
 
@@ -251,8 +250,8 @@ def test_two_populations_with_means_do_not_flip_a_unimodal_cloud():
     """Splitting rdm's unimodal cloud in two keeps accuracy when each population keeps its mean."""
     rng = np.random.default_rng(11)
     w = reference("rdm_lr_fig2")
-    labels = fit_populations(loadings(w), rng=0, max_populations=2, restarts=2, method="em").populations(2)
-    result = resample(PopulationModel.from_weights(w, labels), rdm_trials(150, rng=rng), rng=rng, networks=4)
+    labels = fit_populations(loadings(w), rng=0, max_populations=2, restarts=2, method="em").labels_for(2)
+    result = resample_model(PopulationModel.from_weights(w, labels), rdm_trials(150, rng=rng), rng=rng, networks=4)
     assert result.mean >= 0.95
 
 
@@ -262,9 +261,9 @@ def test_two_populations_at_512_run_through_the_same_code():
     rng = np.random.default_rng(12)
     w = reference("mante_lr_fig1")
     fit = fit_populations(loadings(w), rng=0, max_populations=2, restarts=3, method="bayes")
-    labels = fit.populations(2)
+    labels = fit.labels_for(2)
     trials = mante_trials(150, rng=rng)
-    two = resample(PopulationModel.from_weights(w, labels), trials, rng=rng, networks=6, zero_mean=True)
+    two = resample_model(PopulationModel.from_weights(w, labels), trials, rng=rng, networks=6, zero_mean=True)
     assert 0.5 < two.mean < 0.99
     silenced = inactivate(w, labels, trials, rng=rng)
     assert silenced.accuracy.shape == (3, 2) and silenced.accuracy[0].min() >= 0.9
@@ -311,7 +310,7 @@ def test_effective_overlaps_match_a_direct_computation():
     assert result.values[1, 1, 0, col] == pytest.approx(expected, abs=1e-4)
     np.testing.assert_allclose(np.einsum("p,gprc->grc", result.fractions, result.values), result.total, atol=1e-10)
     # the (n, m) block agrees with the latent analysis at the group's states
-    from rnnscope.analysis._latent import effective_overlaps
+    from rnnscope.analysis import effective_overlaps
 
     group_states = np.stack(states, axis=1)[context == 0][:, start[0]:stop[0]]
     latent = effective_overlaps(quiet, group_states, labels)
@@ -328,9 +327,9 @@ def test_mante_4096_needs_two_populations():
     w = reference("mante_rank1_4096")
     trials = mante_trials(200, rng=rng, cue_amplitude=0.5)
     fit = fit_populations(loadings(w), rng=0, max_populations=2, restarts=3, method="bayes")
-    labels = fit.populations(2)
-    one = resample(PopulationModel.from_weights(w), trials, rng=rng, networks=8, size=4096, zero_mean=True)
-    two = resample(PopulationModel.from_weights(w, labels), trials, rng=rng, networks=8, size=4096, zero_mean=True)
+    labels = fit.labels_for(2)
+    one = resample_model(PopulationModel.from_weights(w), trials, rng=rng, networks=8, size=4096, zero_mean=True)
+    two = resample_model(PopulationModel.from_weights(w, labels), trials, rng=rng, networks=8, size=4096, zero_mean=True)
     assert one.mean < 0.85
     assert two.mean >= 0.9
     silenced = inactivate(w, labels, trials, rng=rng)

@@ -1,4 +1,5 @@
-"""Property tests (hypothesis): the NumPy and PyTorch losses agree, epochs tile the trial, options round-trip."""
+"""Property tests (hypothesis): the NumPy, PyTorch and fused-kernel losses agree (trials with an all-zero mask
+included), epochs tile the trial, options round-trip."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rnnscope.models import ModelConfig, build_model, fast_loss, fast_outputs, stack_parameters
 from rnnscope.tasks import TASKS, TrialBatch, epoch_mask, make_task, masked_mse, timeline
 from rnnscope.training import masked_mse_loss
 
@@ -16,17 +18,27 @@ from rnnscope.training import masked_mse_loss
 def test_numpy_and_torch_losses_agree(trials, steps, outputs, seed) -> None:
     rng = np.random.default_rng(seed)
     mask = (rng.random((trials, steps)) < 0.5).astype(float)
-    mask[np.arange(trials), rng.integers(0, steps, trials)] = 1.0  # every trial scores at least one step
+    scored = rng.random(trials) < 0.7  # some trials score no step at all
+    mask[np.arange(trials)[scored], rng.integers(0, steps, trials)[scored]] = 1.0
+    mask[~scored] = 0.0
     targets = rng.normal(size=(trials, steps, outputs))
     outputs_ = rng.normal(size=(trials, steps, outputs))
     batch = TrialBatch(np.zeros((trials, steps, 1)), targets, mask, {})
     expected = np.mean([
-        np.mean([np.mean((outputs_[i, t] - targets[i, t]) ** 2) for t in range(steps) if mask[i, t]]) for i in range(trials)
-    ])  # the definition, literally
+        np.mean([np.mean((outputs_[i, t] - targets[i, t]) ** 2) for t in range(steps) if mask[i, t]]) if mask[i].any()
+        else 0.0 for i in range(trials)
+    ])  # the definition, literally: an empty trial contributes 0 and still counts in the mean
     torch_loss = masked_mse_loss(torch.from_numpy(outputs_), torch.from_numpy(batch.targets.astype(float)),
                                  torch.from_numpy(mask))
     assert np.isclose(masked_mse(outputs_, batch), expected, rtol=1e-5)
     assert np.isclose(float(torch_loss), expected, rtol=1e-5)
+    # the fused kernel's loss of a network on the same trials equals the NumPy loss of its outputs
+    model = build_model(ModelConfig(size=8, inputs=1, outputs=outputs), generator=torch.Generator().manual_seed(seed))
+    inputs = rng.normal(size=(trials, steps, 1)).astype(np.float32)
+    z = fast_outputs(stack_parameters([model]), inputs, seeds=[seed], noise_std=model.config.noise_std)[0]
+    fused = fast_loss(model, torch.from_numpy(inputs), torch.from_numpy(targets.astype(np.float32)),
+                      torch.from_numpy(mask.astype(np.float32)), seed=seed)
+    assert np.isclose(float(fused.detach()), masked_mse(z, batch), rtol=1e-4, atol=1e-7)
 
 
 @settings(max_examples=40, deadline=None)

@@ -21,7 +21,7 @@ from rnnscope.models import ModelConfig, model_from_weights
 from rnnscope.report._api import compare, report
 from rnnscope.report._demo import DemoConfig, demo
 from rnnscope.report._html import SECTIONS, render_figures, write_comparison, write_report
-from rnnscope.report._sections import ReportConfig, analyze_run, psychometric
+from rnnscope.report._sections import ReportConfig, analyze_for_report, psychometric
 from rnnscope.tasks import TrialBatch, make_task, task_spec
 from rnnscope.training import TrainingConfig, train
 
@@ -78,7 +78,7 @@ def reference_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained_analysis(trained_run):
-    analysis = analyze_run(trained_run, config=ReportConfig.quick(), rng=0)
+    analysis = analyze_for_report(trained_run, config=ReportConfig.quick(), rng=0)
     return analysis, render_figures(analysis)
 
 
@@ -137,7 +137,7 @@ def test_summary_is_generated_from_the_numbers(reference_run, tmp_path):
     config = ReportConfig(trials=600, analysis_trials=40, trajectory_trials=8, example_trials=2, fixed_point_starts=30,
                           flow_resolution=25, max_populations=2, restarts=1, resample_networks=3,
                           resample_trials=100, epairs_draws=10, epairs_neurons=150)
-    files = report(reference_run, out=tmp_path, config=config, seed=1)
+    files = report(reference_run, out=tmp_path, config=config, rng=1)
     summary = json.loads((tmp_path / "data" / "summary.json").read_text())["summary"]
     assert f"n.m/N = {overlap:.2f}" in summary
     assert summary.startswith("rank-1 network of 512 neurons")
@@ -190,7 +190,7 @@ def test_demo_pipeline_small(tmp_path):
     """The demo's whole pipeline on tiny networks (the CLI's --quick and the benchmark run the same code)."""
     config = DemoConfig(rdm_size=32, mante_size=40, rdm_epochs=1, mante_epochs=1, train_trials=64, backend="torch",
                         report=ReportConfig.quick())
-    result = demo(tmp_path, config=config, progress=False)
+    result = demo(tmp_path, config=config, rng=0, progress=False)
     for name in ("rdm", "mante"):
         assert (tmp_path / name / "report.html").is_file()
         assert (result.runs[name] / "weights.safetensors").is_file()
@@ -209,7 +209,7 @@ def test_mante_4096_report_shows_population_finding(tmp_path):
                       {"seed": 0})
     config = ReportConfig(trials=400, analysis_trials=60, max_populations=2, restarts=2, resample_networks=6,
                           resample_trials=200, epairs_draws=20, epairs_neurons=500)
-    report(run, out=tmp_path / "report", config=config, seed=0)
+    report(run, out=tmp_path / "report", config=config, rng=0)
     pops = json.loads((tmp_path / "report" / "data" / "populations.json").read_text())
     one, two = (r["mean"] for r in pops["resampling"])
     assert one < 0.85 and two >= 0.9

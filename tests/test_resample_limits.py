@@ -11,16 +11,24 @@ import numpy as np
 import pytest
 from conftest import reference_path
 
-from rnnscope.analysis import _population_run, _populations
-from rnnscope.analysis._population_run import population_labels_of, resample_network
-from rnnscope.analysis._populations import (
+import rnnscope.analysis as _populations
+from rnnscope.analysis import (
     MAX_POPULATIONS,
     PopulationModel,
-    _relabel,
+    _evaluation,
+    _inactivation,
+    _loadings,
+    _mixtures,
+    _population_model,
+    _population_run,
+    _resampling,
     fit_populations,
     loadings,
     population_bound,
+    population_labels_of,
+    resample_network,
 )
+from rnnscope.analysis._loadings import relabel as _relabel
 from rnnscope.errors import RnnscopeError
 from rnnscope.io._reference import load_reference
 from rnnscope.models import LowRankWeights
@@ -94,7 +102,7 @@ def test_asking_for_p_fits_only_the_p_component_mixture(populations):
     assert fit.restarts == (1 if populations == 1 else 2)
     assert labels.max() < populations and len(fit.to_dict()["fits"]) == 1
     with pytest.raises(RnnscopeError, match="no fit with 3 populations"):
-        fit.populations(3)
+        fit.labels_for(3)
     model = PopulationModel.from_fit(fit)
     assert model.populations == populations
     with pytest.raises(RnnscopeError, match="^populations: no fit with 3"):
@@ -110,10 +118,10 @@ def test_a_single_fit_is_the_sweeps_entry_and_leaves_the_generator_where_the_swe
     single = fit_populations(points, rng=single_rng, min_populations=3, max_populations=3, restarts=2, method=method,
                              progress=False)
     assert sweep.counts.tolist() == [1, 2, 3] and single.counts.tolist() == [3]
-    np.testing.assert_array_equal(single.populations(3), sweep.populations(3))
+    np.testing.assert_array_equal(single.labels_for(3), sweep.labels_for(3))
     np.testing.assert_allclose(single.bic[0], sweep.bic[2])
     np.testing.assert_allclose(single.covariances[0], sweep.covariances[2])
-    assert single.stability[0] == sweep.stability[2]
+    assert single.label_agreement[0] == sweep.label_agreement[2]
     assert single_rng.integers(2**31) == sweep_rng.integers(2**31)  # so what follows draws the same numbers
 
 
@@ -124,7 +132,7 @@ def test_resample_labels_equal_the_old_sweeps_p2_entry():
     sweep = fit_populations(loadings(weights), rng=np.random.default_rng(0), max_populations=2, restarts=5,
                             method="bayes", progress=False)
     labels, fit = population_labels_of(weights, 2, rng=np.random.default_rng(0), progress=False)
-    np.testing.assert_array_equal(labels, _relabel(sweep.populations(2)))
+    np.testing.assert_array_equal(labels, _relabel(sweep.labels_for(2)))
     assert fit.counts.tolist() == [2]
     assert np.bincount(labels).tolist() == [279, 233]  # the sizes the sweep gave before this change
 
@@ -159,7 +167,7 @@ def _same(a, b) -> bool:
 
 
 def _calls() -> dict:
-    """Every public function (or method) of the two modules that draws randomness, as name -> call(rng)."""
+    """Every public function (or method) of the population modules that draws randomness, as name -> call(rng)."""
     weights, task = random_network(4), make_task("mante")
     trials = task.sample(12, rng=np.random.default_rng(1))
     labels = np.repeat([0, 1], 30)
@@ -171,9 +179,8 @@ def _calls() -> dict:
         "PopulationModel.sample_loadings": lambda rng: model.sample_loadings(20, rng=rng),
         "PopulationModel.sample": lambda rng: model.sample(20, rng=rng),
         "PopulationModel.sample_many": lambda rng: model.sample_many(2, 20, rng=rng),
-        "simulate_networks": lambda rng: _populations.simulate_networks(weights, trials.inputs, rng=rng),
         "evaluate_networks": lambda rng: _populations.evaluate_networks(weights, trials, rng=rng),
-        "resample": lambda rng: _populations.resample(model, trials, rng=rng, networks=2, size=20),
+        "resample_model": lambda rng: _populations.resample_model(model, trials, rng=rng, networks=2, size=20),
         "minimal_populations": lambda rng: _populations.minimal_populations(
             weights, trials, rng=rng, max_populations=2, restarts=1, method="em", stop_early=False, **small),
         "inactivate": lambda rng: _populations.inactivate(weights, labels, trials, rng=rng),
@@ -192,9 +199,9 @@ def _calls() -> dict:
 
 
 def _functions_taking_rng() -> set[str]:
-    """Names in the modules' ``__all__`` (methods as Class.method) with an ``rng`` parameter."""
+    """Names in the population modules' ``__all__`` (methods as Class.method) with an ``rng`` parameter."""
     found = set()
-    for module in (_populations, _population_run):
+    for module in (_loadings, _mixtures, _population_model, _evaluation, _resampling, _inactivation, _population_run):
         for name in module.__all__:
             value = getattr(module, name)
             if not callable(value):

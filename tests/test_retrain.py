@@ -12,14 +12,15 @@ import pytest
 import torch
 from conftest import reference_path, shipped_run
 
-from rnnscope.analysis._populations import (
+from rnnscope.analysis import (
     PopulationModel,
     evaluate_networks,
     loadings,
+    loadings_loss,
     minimal_populations,
-    resample,
+    resample_model,
+    retrain_population_model,
 )
-from rnnscope.analysis._retrain import loadings_loss, retrain_population_model
 from rnnscope.cli import main
 from rnnscope.errors import RnnscopeError
 from rnnscope.io import load_run
@@ -79,7 +80,7 @@ def test_sampler_draws_the_model_distribution():
     with torch.no_grad():
         draws = sampler(sampler.normals(size, generator=generator, networks=networks)).numpy()
     values, labels = model.sample_loadings(size, rng=0)
-    np.testing.assert_array_equal(sampler.populations(size), labels)  # same neurons in the same populations
+    np.testing.assert_array_equal(sampler.labels(size), labels)  # same neurons in the same populations
     reference = model.sample_many(networks, size, rng=2)
     numpy_draws = np.concatenate([reference.w_in, reference.n, reference.m, reference.w_out], axis=-1)
     for p in range(2):
@@ -140,12 +141,12 @@ def test_retraining_recovers_a_flipped_readout(rdm):
     trials = task.sample(200, rng=np.random.default_rng(4))
     sign = np.array([1.0, 1.0, 1.0, -1.0])
     flipped = _with(rdm, means=rdm.means * sign, covariances=rdm.covariances * np.outer(sign, sign))
-    assert resample(flipped, trials, rng=5, networks=5, size=256).mean < 0.1
+    assert resample_model(flipped, trials, rng=5, networks=5, size=256).mean < 0.1
     retraining = retrain_population_model(flipped, task, rng=6, epochs=40, size=256, trials=32, lr=0.05)
     retrained, losses = retraining.model, retraining.losses
     assert retraining.initial is flipped and len(retraining.to_dict()["losses"]) == 40
     assert losses.shape == (40,) and losses[-5:].mean() < 0.5 * losses[:5].mean()
-    after = resample(retrained, trials, rng=5, networks=5, size=256)
+    after = resample_model(retrained, trials, rng=5, networks=5, size=256)
     assert after.mean >= 0.9, after.accuracy
     np.testing.assert_array_equal(retrained.fractions, flipped.fractions)
 
@@ -157,11 +158,11 @@ def test_retraining_restores_a_shrunk_covariance(rdm):
     task = make_task("rdm")
     trials = task.sample(200, rng=np.random.default_rng(7))
     shrunk = _with(rdm, means=rdm.means * 0.4, covariances=rdm.covariances * 0.16)
-    before = resample(shrunk, trials, rng=8, networks=5, size=256).mean
+    before = resample_model(shrunk, trials, rng=8, networks=5, size=256).mean
     assert before < 0.9
     retrained = retrain_population_model(shrunk, task, rng=9, epochs=30, size=256, trials=32, lr=0.05).model
     assert retrained.overlaps()[0, 0] > 2 * shrunk.overlaps()[0, 0]
-    assert resample(retrained, trials, rng=8, networks=5, size=256).mean >= max(0.9, before + 0.1)
+    assert resample_model(retrained, trials, rng=8, networks=5, size=256).mean >= max(0.9, before + 0.1)
 
 
 def test_retraining_rejects_bad_input(shipped_rdm):

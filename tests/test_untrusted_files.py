@@ -24,7 +24,7 @@ PAYLOAD_COMMANDS = [  # every command that rebuilds a run's task, with cheap opt
     ["evaluate", "{run}", "--trials", "20"],
     ["analyze", "{run}", "--trials", "10"],
     ["fixed-points", "{run}", "--starts", "4"],
-    ["flow", "{run}", "--out", "{tmp}/flow.png"],
+    ["flow", "{run}", "--figure", "{tmp}/flow.png"],
     ["populations", "{run}", "--max-populations", "1"],
     ["resample", "{run}", "--populations", "1", "--networks", "1", "--trials", "10"],
     ["epairs", "{run}", "--null-draws", "10"],
@@ -184,9 +184,9 @@ def test_a_nan_task_option_is_refused(tmp_path, capsys, value) -> None:
 
 def test_json_output_never_holds_nan(tmp_path, capsys) -> None:
     """resample's trained accuracy is NaN in the result object when not evaluated; JSON says null."""
-    from rnnscope.cli import _emit
+    from rnnscope._cli_common import emit
 
-    _emit({"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": float("-inf")}}, True, str)
+    emit({"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": float("-inf")}}, True, str)
     out = capsys.readouterr().out
     assert json.loads(out, parse_constant=lambda c: pytest.fail(f"{c} in JSON output")) == {
         "a": None, "b": [1.0, None], "c": {"d": None}}
@@ -240,7 +240,7 @@ def test_figure_and_report_outputs_that_cannot_be_written(tmp_path, capsys, wher
     (tmp_path / "afile").write_text("mine")
     target = {"directory": tmp_path / "adir", "under a file": tmp_path / "afile" / "x.png",
               "read-only place": Path("/proc/rnnscope-test/x.png")}[where]
-    code, _, err = cli(capsys, ["flow", shipped_run("rdm_rank1_128"), "--resolution", "5", "--out", target])
+    code, _, err = cli(capsys, ["flow", shipped_run("rdm_rank1_128"), "--resolution", "5", "--figure", target])
     assert code == 2 and str(target) in one_error_line(err)
     assert (tmp_path / "afile").read_text() == "mine"
     report_target = {"directory": tmp_path / "afile", "under a file": tmp_path / "afile" / "r",

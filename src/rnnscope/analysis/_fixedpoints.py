@@ -23,7 +23,7 @@ from rnnscope.analysis._latent import (
     _check_weights,
     _system,
 )
-from rnnscope.analysis._populations import PopulationModel
+from rnnscope.analysis._population_model import PopulationModel
 from rnnscope.errors import ConvergenceWarning, RnnscopeError
 from rnnscope.models import LowRankWeights
 
@@ -351,7 +351,7 @@ def find_fixed_points(
     mean_field: bool = False,
     starts: int = 100,
     rng: np.random.Generator | int,
-    populations: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
     population_model: PopulationModel | None = None,
     tol: float = 1e-10,
     max_iter: int = 100,
@@ -364,7 +364,7 @@ def find_fixed_points(
     that holds every fixed point (see :func:`latent_bounds`); all are refined together by batched
     Levenberg-Marquardt with the analytic Jacobian, to ``max |F| <= tol``, and de-duplicated. mean_field:
     use the infinite-size flow for loadings drawn from ``population_model`` (default:
-    ``PopulationModel.from_weights`` over ``populations``, one Gaussian per population fitted to the loadings). Rings and limit cycles are looked for in rank >= 2: the
+    ``PopulationModel.from_weights`` over ``labels``, one Gaussian per population fitted to the loadings). Rings and limit cycles are looked for in rank >= 2: the
     reduced system is simulated from 16 of the starts (and next to every unstable focus) for 60 tau, then 40 tau
     more are checked for a periodic orbit.
     """
@@ -374,7 +374,7 @@ def find_fixed_points(
     tol = check_positive(tol, "tol")
     max_iter = check_int(max_iter, "max_iter", minimum=1)
     u = _check_inputs(weights, inputs)
-    system = _system(weights, u, mean_field, populations, population_model)
+    system = _system(weights, u, mean_field, labels, population_model)
     bound = np.maximum(system.bound, 1e-6)
     scale = float(np.linalg.norm(bound))
     initial = np.zeros((starts, weights.rank))
@@ -456,14 +456,14 @@ def origin_stability(
     *,
     inputs: np.ndarray | None = None,
     mean_field: bool = False,
-    populations: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
     population_model: PopulationModel | None = None,
 ) -> OriginStability:
     """Linear stability of kappa = 0 at the constant input ``inputs`` (inputs,), from the effective overlaps
-    (mean_field: of ``population_model``, default ``PopulationModel.from_weights`` over ``populations``)."""
+    (mean_field: of ``population_model``, default ``PopulationModel.from_weights`` over ``labels``)."""
     weights = _check_weights(weights)
     u = _check_inputs(weights, inputs)
-    system = _system(weights, u, mean_field, populations, population_model)
+    system = _system(weights, u, mean_field, labels, population_model)
     _, jacobian = system.velocity_and_jacobian(np.zeros((1, weights.rank)))
     values, vectors = np.linalg.eig(jacobian[0])
     order = np.argsort(-values.real, kind="stable")

@@ -17,7 +17,7 @@ For a constant input ``u`` the filtered input settles at ``v = u``, so the fixed
 ``sigma_eff[i, j] = sum_k n_ki phi'(x_k) m_kj / size`` at ``x = M kappa + W_in u``.
 
 Mean-field limit (size -> infinity): each neuron's loadings ``(m, n, w_in)`` are drawn from a mixture of Gaussians
-(a :class:`rnnscope.analysis._populations.PopulationModel`: populations ``p`` with fractions ``f_p``, means ``mu_p``
+(a :class:`rnnscope.analysis.PopulationModel`: populations ``p`` with fractions ``f_p``, means ``mu_p``
 and covariances ``C_p``; its ``w_out`` block plays no part). With ``a = m . kappa + w . u``
 (Gaussian in each population: mean ``mu_a``, variance ``Delta^2``), Stein's lemma gives
 
@@ -38,7 +38,7 @@ from numpy.polynomial.legendre import leggauss
 from scipy.special import ndtr
 
 from rnnscope._validation import check_array, check_int
-from rnnscope.analysis._populations import PopulationModel
+from rnnscope.analysis._population_model import PopulationModel
 from rnnscope.errors import RnnscopeError
 from rnnscope.models import LowRankWeights
 
@@ -192,34 +192,34 @@ def _json_label(label: object) -> object:
     return label.item() if isinstance(label, np.generic) else label
 
 
-def _check_populations(populations: np.ndarray | None, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(labels (populations,), index (size,)) of each neuron's population."""
-    if populations is None:
+def _label_index(labels: np.ndarray | None, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct labels (populations,), index (size,) of each neuron's population among them)."""
+    if labels is None:
         return np.array([0]), np.zeros(size, dtype=int)
-    populations = np.asarray(populations)
-    if populations.shape != (size,):
-        raise RnnscopeError(f"populations: expected shape ({size},), got {populations.shape}")
-    labels, index = np.unique(populations, return_inverse=True)
-    return labels, index
+    labels = np.asarray(labels)
+    if labels.shape != (size,):
+        raise RnnscopeError(f"labels: expected shape ({size},), got {labels.shape}")
+    values, index = np.unique(labels, return_inverse=True)
+    return values, index
 
 
 def effective_overlaps(
-    weights: LowRankWeights, states: np.ndarray, populations: np.ndarray | None = None
+    weights: LowRankWeights, states: np.ndarray, labels: np.ndarray | None = None
 ) -> EffectiveOverlaps:
     """Gain-weighted overlaps at the states ``x``: (..., size), e.g. one fixed point ``M kappa + W_in u`` or the
     states of an epoch (trials, time, size); the gain is averaged over every leading axis.
-    populations: (size,) labels, or None for one population.
+    labels: (size,) each neuron's population, or None for one population.
     """
     weights = _check_weights(weights)
     states = check_array(states, "states")
     if states.ndim == 0 or states.shape[-1] != weights.size:
         raise RnnscopeError(f"states: expected shape (..., {weights.size}), got {states.shape}")
-    labels, index = _check_populations(populations, weights.size)
+    values, index = _label_index(labels, weights.size)
     gain = _gain(states).reshape(-1, weights.size).mean(axis=0)
     gn = weights.n * gain[:, None]
     per_neuron = gn[:, :, None] * weights.m[:, None, :]
-    counts = np.bincount(index, minlength=len(labels)).astype(float)
-    per_population = np.zeros((len(labels), weights.rank, weights.rank))
+    counts = np.bincount(index, minlength=len(values)).astype(float)
+    per_population = np.zeros((len(values), weights.rank, weights.rank))
     np.add.at(per_population, index, per_neuron)
     per_population /= counts[:, None, None]
     return EffectiveOverlaps(
@@ -227,7 +227,7 @@ def effective_overlaps(
         overlaps=gn.T @ weights.m / weights.size,
         input_overlaps=gn.T @ weights.w_in / weights.size,
         per_neuron=per_neuron,
-        populations=labels,
+        populations=values,
         fractions=counts / weights.size,
         per_population=per_population,
     )
@@ -372,16 +372,16 @@ def _check_population_model(population_model: object) -> PopulationModel:
     return population_model
 
 
-def _network_population_model(weights: LowRankWeights, populations: np.ndarray | None = None) -> PopulationModel:
+def _network_population_model(weights: LowRankWeights, labels: np.ndarray | None = None) -> PopulationModel:
     """The default mean-field model of a network: ``PopulationModel.from_weights``, one Gaussian per population
     fitted to its loadings (empirical fractions, means, and covariances with ddof = 1).
 
-    populations: (size,) labels of any kind (mapped to 0..P-1 in sorted order), or None for one population.
+    labels: (size,) labels of any kind (mapped to 0..P-1 in sorted order), or None for one population.
     """
     weights = _check_weights(weights)
-    if populations is None:
+    if labels is None:
         return PopulationModel.from_weights(weights)
-    _, index = _check_populations(populations, weights.size)
+    _, index = _label_index(labels, weights.size)
     return PopulationModel.from_weights(weights, index)
 
 
@@ -389,7 +389,7 @@ def _system(
     weights: LowRankWeights,
     inputs: np.ndarray | None,
     mean_field: bool,
-    populations: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
     population_model: PopulationModel | None = None,
 ) -> _FiniteSystem | _MeanFieldSystem:
     weights = _check_weights(weights)
@@ -397,7 +397,7 @@ def _system(
     if not mean_field:
         return _FiniteSystem(weights, u)
     if population_model is None:
-        population_model = _network_population_model(weights, populations)
+        population_model = _network_population_model(weights, labels)
     population_model = _check_population_model(population_model)
     if population_model.rank != weights.rank or population_model.inputs != weights.inputs:
         raise RnnscopeError(
@@ -458,13 +458,13 @@ def latent_bounds(
     weights: LowRankWeights,
     *,
     mean_field: bool = False,
-    populations: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
     population_model: PopulationModel | None = None,
 ) -> np.ndarray:
     """(rank,) half-widths of a box that holds every fixed point and attractor: ``mean |n_r|`` (finite size,
     since |tanh| <= 1) or ``sqrt(<n_r^2>)`` over ``population_model`` (mean field; default
-    ``PopulationModel.from_weights`` over ``populations``)."""
-    return _system(weights, None, mean_field, populations, population_model).bound
+    ``PopulationModel.from_weights`` over ``labels``)."""
+    return _system(weights, None, mean_field, labels, population_model).bound
 
 
 @dataclass(frozen=True, eq=False)
@@ -503,19 +503,19 @@ def flow_field(
     mean_field: bool = False,
     resolution: int = 50,
     bounds: np.ndarray | None = None,
-    populations: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
     population_model: PopulationModel | None = None,
 ) -> FlowField:
     """Evaluate the reduced flow (exact finite-size, or mean field) on a ``resolution`` x ``resolution`` grid.
 
     bounds: (2,) or (rank,) half-widths of the grid along kappa_1 (and kappa_2); default 1.25 x
     :func:`latent_bounds`. population_model: the mixture of the mean field (default
-    ``PopulationModel.from_weights`` over ``populations``: one Gaussian per population fitted to the loadings).
+    ``PopulationModel.from_weights`` over ``labels``: one Gaussian per population fitted to the loadings).
     """
     weights = _check_weights(weights)
     resolution = check_int(resolution, "resolution", minimum=2)
     u = _check_inputs(weights, inputs)
-    system = _system(weights, u, mean_field, populations, population_model)
+    system = _system(weights, u, mean_field, labels, population_model)
     if bounds is None:
         half = 1.25 * np.maximum(system.bound, 1e-3)
     else:

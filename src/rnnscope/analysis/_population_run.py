@@ -6,23 +6,15 @@ import numpy as np
 
 from rnnscope._validation import as_generator, check_int
 from rnnscope.analysis._epairs import EpairsResult, epairs
-from rnnscope.analysis._populations import (
-    Inactivation,
-    PopulationFit,
-    PopulationModel,
-    Resampling,
-    _check_count,
-    _relabel,
-    fit_populations,
-    inactivate,
-    loadings,
-    resample,
-)
+from rnnscope.analysis._inactivation import Inactivation, inactivate
+from rnnscope.analysis._loadings import loadings, relabel
+from rnnscope.analysis._mixtures import PopulationFit, check_count, fit_populations
+from rnnscope.analysis._population_model import PopulationModel
+from rnnscope.analysis._resampling import Resampling, resample_model
 from rnnscope.analysis._selectivity import Selectivity, selectivity
 from rnnscope.errors import RnnscopeError
-from rnnscope.models import LowRankWeights
+from rnnscope.models import LowRankWeights, simulate
 from rnnscope.tasks import Task, TrialBatch, decisions
-from rnnscope.training import simulate
 
 __all__ = [
     "population_labels_of",
@@ -55,14 +47,14 @@ def population_labels_of(
     ``MAX_POPULATIONS``.
     """
     points = loadings(weights)
-    populations = _check_count(populations, "populations", size=points.size, dims=len(points.columns))
+    populations = check_count(populations, "populations", size=points.size, dims=len(points.columns))
     fit = fit_populations(
         points, rng=rng, min_populations=populations, max_populations=populations,
         restarts=1 if populations == 1 else restarts, method=method, progress=progress,
     )
     if populations == 1:
         return np.zeros(weights.size, dtype=int), fit
-    return _relabel(fit.populations(populations)), fit
+    return relabel(fit.labels_for(populations)), fit
 
 
 def resample_network(
@@ -78,7 +70,7 @@ def resample_network(
     method: str = "bayes",
     progress: bool = True,
 ) -> Resampling:
-    """Networks drawn from one Gaussian (P = 1) or from the network's P populations (labels from a mixture fit of
+    """Networks drawn from one Gaussian (P = 1) or from the trained network's P populations (labels from a mixture fit of
     P components only, see ``population_labels_of``; each population's empirical mean and covariance), evaluated
     with the trained network on the same trials. progress: a tqdm bar for the mixture fit once it takes more
     than a second."""
@@ -86,8 +78,8 @@ def resample_network(
     labels, _ = population_labels_of(weights, populations, rng=rng, method=method, progress=progress)
     model = PopulationModel.from_weights(weights, labels if populations > 1 else None)
     batch = task.sample(check_int(trials, "trials", minimum=1), rng=rng)
-    return resample(model, batch, rng=rng, networks=networks, size=size or weights.size, zero_mean=zero_mean,
-                    trained=weights)
+    return resample_model(model, batch, rng=rng, networks=networks, size=size or weights.size, zero_mean=zero_mean,
+                          trained=weights)
 
 
 def connectivity_epairs(weights: LowRankWeights, *, rng: np.random.Generator | int, draws: int = 500) -> EpairsResult:
@@ -114,7 +106,7 @@ def selectivity_on_task(
     """Regress each neuron's rate tanh(x) on the task variables (see ``task_variables``) at every step."""
     rng = as_generator(rng, name="rng")
     batch = task.sample(check_int(trials, "trials", minimum=1), rng=rng)
-    _, states = simulate(weights, batch, rng=rng)
+    states = simulate(weights, batch.inputs, rng=rng, record="states").states
     return selectivity(np.tanh(states), task_variables(batch))
 
 

@@ -2,10 +2,10 @@
 
 A network whose loadings are ``mean + factor z`` (z standard normal) is a differentiable function of the mean
 and the factor, so the distribution itself can be trained on a task by gradient descent: sample the loadings,
-run the shared time loop (``rnnscope.models._core.integrate``), take the masked MSE, step. This module holds that
-one loop (``train_loadings``), used both to retrain a population model (``retrain_population_model``, the
-retraining option of the minimal-population search) and to fit a design specification's few named parameters
-(``rnnscope.design.fit_design``).
+run the shared time loop (``rnnscope.models.integrate``), take the masked MSE, step with
+``rnnscope.training.optimise`` (the loop every fit in rnnscope runs). ``train_loadings`` is that fit, used both
+to retrain a population model (``retrain_population_model``, the retraining option of the minimal-population
+search) and to fit a design specification's few named parameters (``rnnscope.design.fit_design``).
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ import numpy as np
 import torch
 
 from rnnscope._validation import as_generator, check_int, check_nonnegative, check_positive
-from rnnscope.analysis._populations import PopulationModel, _layout
+from rnnscope.analysis._loadings import loading_layout
+from rnnscope.analysis._population_model import PopulationModel
 from rnnscope.errors import RnnscopeError
-from rnnscope.models._core import draw_noise, input_drive, integrate
-from rnnscope.tasks._base import Task, TrialBatch
-from rnnscope.training._loss import masked_mse_loss
+from rnnscope.models import draw_noise, input_drive, integrate
+from rnnscope.tasks import Task, TrialBatch
+from rnnscope.training import OptimisationConfig, masked_mse_loss, optimise
 
 __all__ = ["loadings_loss", "train_loadings", "Retraining", "retrain_population_model"]
 
@@ -41,7 +42,7 @@ def loadings_loss(
     z = tanh(x) @ w_out / size. Private noise xi (trials, time, size) is drawn from ``generator`` when
     noise_std > 0. Differentiable in ``values``.
     """
-    counts = _layout(columns)
+    counts = loading_layout(columns)
     if values.dim() != 2 or values.shape[1] != len(columns):
         raise RnnscopeError(f"values: expected shape (size, {len(columns)}), got {tuple(values.shape)}")
     size = int(values.shape[0])
@@ -67,7 +68,7 @@ def train_loadings(
     parameters: Sequence[torch.Tensor],
     task: Task,
     *,
-    rng: np.random.Generator,
+    rng: np.random.Generator | int,
     generator: torch.Generator,
     columns: Sequence[str],
     noise_std: float,
@@ -76,20 +77,18 @@ def train_loadings(
     trials: int,
     lr: float,
 ) -> np.ndarray:
-    """Adam on ``parameters`` for ``epochs`` steps; each step samples ``trials`` trials of ``task`` (with
-    ``rng``), calls ``draw()`` for the loadings (size, columns) (differentiable in ``parameters``) and takes
-    one step on ``loadings_loss`` (noise from ``generator``). Updates ``parameters`` in place; returns the
-    loss of every step, (epochs,)."""
-    optimiser = torch.optim.Adam(list(parameters), lr=lr)
-    losses = np.empty(epochs)
-    for epoch in range(epochs):
-        batch = task.sample(trials, rng=rng)
-        loss = loadings_loss(draw(), columns, batch, noise_std=noise_std, alpha=alpha, generator=generator)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        losses[epoch] = float(loss.detach())
-    return losses
+    """Train a loading distribution on ``task`` with ``rnnscope.training.optimise`` (the one training loop):
+    ``epochs`` Adam steps at learning rate ``lr`` on ``parameters``, gradients unclipped, the parameters left at
+    the last step. Each step samples ``trials`` trials of ``task`` (from ``rng``), calls ``draw()`` for the
+    loadings (size, columns) (differentiable in ``parameters``) and takes the ``loadings_loss`` (noise from
+    ``generator``). Updates ``parameters`` in place; returns the loss of every step, (epochs,)."""
+
+    def loss(step_rng: np.random.Generator) -> torch.Tensor:
+        batch = task.sample(trials, rng=step_rng)
+        return loadings_loss(draw(), columns, batch, noise_std=noise_std, alpha=alpha, generator=generator)
+
+    config = OptimisationConfig(epochs=epochs, steps_per_epoch=1, lr=lr, clip_gradient=None, keep_best=False)
+    return optimise(list(parameters), loss, config=config, rng=rng).losses
 
 
 @dataclass(frozen=True, eq=False)

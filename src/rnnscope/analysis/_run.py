@@ -9,11 +9,10 @@ import numpy as np
 
 from rnnscope._validation import as_generator, check_int
 from rnnscope.analysis._latent import EffectiveOverlaps, LatentProjection, effective_overlaps, latent_projection
-from rnnscope.analysis._summary import LatentSummary, analyze
+from rnnscope.analysis._summary import LatentSummary, latent_summary
 from rnnscope.errors import RnnscopeError
-from rnnscope.models import LowRankWeights, RateRNN
+from rnnscope.models import LowRankWeights, RateRNN, simulate
 from rnnscope.tasks import Task, epoch_mask
-from rnnscope.training import simulate
 
 __all__ = ["TaskAnalysis", "analyze_on_task", "GROUPING_CONDITIONS"]
 
@@ -46,12 +45,12 @@ class TaskAnalysis:
         }
 
 
-def _per_epoch(weights: LowRankWeights, states: np.ndarray, epochs: dict, populations: np.ndarray | None) -> dict:
+def _per_epoch(weights: LowRankWeights, states: np.ndarray, epochs: dict, labels: np.ndarray | None) -> dict:
     out = {}
     for name, (start, stop) in epochs.items():
         selected = states[epoch_mask(start, stop, states.shape[1])]
         if len(selected):
-            out[name] = effective_overlaps(weights, selected, populations)
+            out[name] = effective_overlaps(weights, selected, labels)
     return out
 
 
@@ -61,7 +60,7 @@ def analyze_on_task(
     *,
     trials: int = 200,
     rng: np.random.Generator | int,
-    populations: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
     starts: int = 100,
 ) -> TaskAnalysis:
     """Overlaps, fixed points without input, variance explained by span(M, W_in) on the task's trials, and
@@ -71,9 +70,9 @@ def analyze_on_task(
         raise RnnscopeError("model: latent analysis needs a low-rank network (truncate a full-rank one first)")
     check_int(trials, "trials", minimum=1)
     rng = as_generator(rng, name="rng")
-    summary = analyze(weights, rng=rng, starts=starts)
+    summary = latent_summary(weights, rng=rng, starts=starts)
     batch = task.sample(trials, rng=rng)
-    _, states = simulate(weights, batch, rng=rng)
+    states = simulate(weights, batch.inputs, rng=rng, record="states").states
     projection = latent_projection(weights, states)
     epochs = dict(batch.epochs)
     groups = {}
@@ -82,6 +81,6 @@ def analyze_on_task(
             for value in np.unique(batch.conditions[name]):
                 keep = batch.conditions[name] == value
                 sub = {k: (a[keep], b[keep]) for k, (a, b) in epochs.items()}
-                groups[f"{name}={value}"] = _per_epoch(weights, states[keep], sub, populations)
-    return TaskAnalysis(summary, projection, _per_epoch(weights, states, epochs, populations), groups,
+                groups[f"{name}={value}"] = _per_epoch(weights, states[keep], sub, labels)
+    return TaskAnalysis(summary, projection, _per_epoch(weights, states, epochs, labels), groups,
                         dict(batch.conditions))

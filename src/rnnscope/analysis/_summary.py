@@ -11,7 +11,7 @@ from rnnscope.analysis._fixedpoints import FixedPointResult, OriginStability, fi
 from rnnscope.analysis._latent import _check_weights, input_overlaps, overlaps, readout_overlaps
 from rnnscope.models import LowRankWeights
 
-__all__ = ["LatentSummary", "analyze"]
+__all__ = ["LatentSummary", "latent_summary"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,19 +30,15 @@ class LatentSummary:
     fixed_points: FixedPointResult
 
     def to_dict(self) -> dict:
-        return {
-            "rank": int(self.rank),
-            "size": int(self.size),
-            "overlaps": self.overlaps.tolist(),
-            "input_overlaps": self.input_overlaps.tolist(),
-            "readout_overlaps": self.readout_overlaps.tolist(),
-            "origin": self.origin.to_dict(),
-            **self.fixed_points.to_dict(),
-        }
+        arrays = {"overlaps": self.overlaps, "input_overlaps": self.input_overlaps,
+                  "readout_overlaps": self.readout_overlaps}
+        out = {"rank": int(self.rank), "size": int(self.size), **{k: v.tolist() for k, v in arrays.items()}}
+        return {**out, "origin": self.origin.to_dict(), **self.fixed_points.to_dict()}
 
 
-def analyze(weights: LowRankWeights, *, rng: np.random.Generator | int, starts: int = 100) -> LatentSummary:
-    """Overlaps, input and readout overlaps, stability of the origin and fixed points without input."""
+def latent_summary(weights: LowRankWeights, *, rng: np.random.Generator | int, starts: int = 100) -> LatentSummary:
+    """Overlaps, input and readout overlaps, stability of the origin and fixed points without input: the weights
+    alone, no task and no simulation (``analyze_on_task`` adds the task's trials)."""
     weights = _check_weights(weights)
     rng = as_generator(rng, name="rng")
     return LatentSummary(

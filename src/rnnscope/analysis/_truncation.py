@@ -10,7 +10,7 @@ import numpy as np
 
 from rnnscope._validation import as_generator, check_int, check_probability
 from rnnscope.errors import RnnscopeError
-from rnnscope.models import FullRankWeights, fast_outputs, stack_weights, truncate
+from rnnscope.models import FullRankWeights, RateWeights, simulate, truncate
 from rnnscope.tasks import Task, TrialBatch, correct_trials
 
 __all__ = ["RankTruncation", "truncation_accuracy"]
@@ -40,10 +40,8 @@ class RankTruncation:
         }
 
 
-def _accuracy(params: dict[str, np.ndarray], batch: TrialBatch, seed: int, noise_std: float, alpha: float,
-              readout_scale: float) -> float:
-    outputs = fast_outputs(params, batch.inputs, seeds=[seed], alpha=alpha, noise_std=noise_std,
-                           readout_scale=readout_scale)[0]
+def _accuracy(weights: RateWeights, batch: TrialBatch, seed: int) -> float:
+    outputs = simulate(weights, batch.inputs, rng=seed).outputs
     return float(correct_trials(outputs, batch).mean())
 
 
@@ -58,21 +56,16 @@ def truncation_accuracy(
 ) -> RankTruncation:
     """Truncate J to each rank (``rnnscope.models.truncate``: m = sqrt(N) U_r sqrt(s_r), n = sqrt(N) V_r
     sqrt(s_r), readout rescaled) and evaluate every truncation and the full network on the same trials with the
-    same private noise."""
+    same private noise (``rnnscope.models.simulate``, which chooses the backend)."""
     if not isinstance(weights, FullRankWeights):
         raise RnnscopeError(f"weights: truncation needs a full-rank network, got {type(weights).__name__}")
     ranks = np.array(sorted({check_int(r, "ranks", minimum=1, maximum=weights.size) for r in ranks}))
     tolerance = check_probability(tolerance, "tolerance")
     rng = as_generator(rng, name="rng")
     batch = task.sample(check_int(trials, "trials", minimum=1), rng=rng)
-    seed = int(rng.integers(2**63 - 1))
-    dynamics = {"seed": seed, "noise_std": weights.noise_std, "alpha": weights.alpha}
-    full = _accuracy({"J": weights.J[None], "w_in": weights.w_in[None], "w_out": weights.w_out[None],
-                      "h0": weights.h0[None]}, batch, readout_scale=1.0, **dynamics)
-    accuracy = []
-    for r in ranks:
-        low = stack_weights([truncate(weights, int(r))])
-        accuracy.append(_accuracy(low.arrays(), batch, readout_scale=1.0 / weights.size, **dynamics))
+    seed = int(rng.integers(2**63 - 1))  # one seed: the same private noise for every network
+    full = _accuracy(weights, batch, seed)
+    accuracy = [_accuracy(truncate(weights, int(r)), batch, seed) for r in ranks]
     accuracy = np.array(accuracy)
     ok = [int(r) for r, a in zip(ranks, accuracy, strict=True) if a >= full - tolerance]
     return RankTruncation(ranks, accuracy, full, np.linalg.svd(weights.J, compute_uv=False), tolerance,

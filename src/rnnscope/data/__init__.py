@@ -1,6 +1,6 @@
 """Recorded neural data: the population-structure analyses of networks (selectivity, ePAIRS, mixtures, task
 projections) on neurons that no network produced, and networks exported as recordings for side-by-side
-comparison. Files are read and written by ``rnnscope.io`` (``load_recordings``, ``save_recordings``)."""
+comparison. Files: ``load_recordings`` and ``save_recordings`` (the formats live in ``rnnscope.io``)."""
 
 from rnnscope.data._analysis import (
     DataAnalysis,
@@ -13,11 +13,13 @@ from rnnscope.data._analysis import (
     task_projection,
 )
 from rnnscope.data._network import NOISE_MODELS, recordings_from_network
-from rnnscope.data._recordings import Recordings
+from rnnscope.data._recordings import Recordings, load_recordings, save_recordings
 from rnnscope.data._synthetic import clustered_selectivity, synthetic_recordings
 
 __all__ = [
     "Recordings",
+    "load_recordings",
+    "save_recordings",
     "DataSelectivity",
     "data_selectivity",
     "data_epairs",

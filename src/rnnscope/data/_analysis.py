@@ -21,9 +21,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter1d
 
 from rnnscope._validation import as_generator, check_array, check_int
-from rnnscope.analysis._epairs import EpairsResult, epairs
-from rnnscope.analysis._populations import PopulationFit, fit_populations
-from rnnscope.analysis._selectivity import Selectivity, selectivity
+from rnnscope.analysis import EpairsResult, PopulationFit, Selectivity, epairs, fit_populations, selectivity
 from rnnscope.data._recordings import Recordings
 from rnnscope.errors import RnnscopeError
 
@@ -194,7 +192,7 @@ def data_populations(
     method: str = "em",
     progress: bool = False,
 ) -> PopulationFit:
-    """Gaussian mixtures (``rnnscope.analysis.fit_populations``) of the selectivity profiles: BIC, stability.
+    """Gaussian mixtures (``rnnscope.analysis.fit_populations``) of the selectivity profiles: BIC, label agreement.
 
     source: a selectivity result, or recordings (then ``data_selectivity`` with its defaults, same generator)."""
     rng = as_generator(rng, name="rng")

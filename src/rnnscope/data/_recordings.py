@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
+from rnnscope import io
 from rnnscope._validation import check_array
 from rnnscope.errors import RnnscopeError
 
-__all__ = ["Recordings"]
+__all__ = ["Recordings", "load_recordings", "save_recordings"]
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -180,3 +182,18 @@ class Recordings:
             "conditions": {k: levels(v) for k, v in self.conditions.items()},
             "neurons": {k: levels(v) for k, v in self.neurons.items()},
         }
+
+
+def load_recordings(path: str | Path, *, bin_ms: float = 50.0, align: str = "start_time") -> Recordings:
+    """Read and validate recordings from ``.npz``, long-format ``.csv``/``.parquet`` or ``.nwb`` (by suffix; the
+    formats are described in ``rnnscope.io.read_recordings``). bin_ms, align: binning of NWB spike times."""
+    fields = io.read_recordings(path, bin_ms=bin_ms, align=align)
+    try:
+        return Recordings(**fields)
+    except RnnscopeError as exc:
+        raise RnnscopeError(f"{path}: {exc}") from None
+
+
+def save_recordings(path: str | Path, recordings: Recordings) -> Path:
+    """Write ``recordings`` to exactly ``path`` (a new ``.npz`` file), atomically; never overwrites a file."""
+    return io.write_recordings(path, recordings.to_arrays())

@@ -1,8 +1,11 @@
 """From a specification to networks: sampling (through the one population sampler), the mean-field prediction
 next to finite-size networks, and fitting a specification's few free parameters on a task.
 
-Every network is drawn by :class:`rnnscope.analysis._populations.PopulationModel`, the sampler the resampling
-analysis uses: a specification compiles to that model (``population_model``) and nothing else draws loadings.
+Every network is drawn by :class:`rnnscope.analysis.PopulationModel`, the sampler the resampling analysis uses: a
+specification compiles to that model (``population_model``) and nothing else draws loadings. Fitting a
+specification samples through the same differentiable sampler as retraining a population model
+(:func:`rnnscope.analysis.reparametrised_loadings`) and trains with the same loop
+(:func:`rnnscope.analysis.train_loadings`).
 """
 
 from __future__ import annotations
@@ -17,23 +20,24 @@ import numpy as np
 import torch
 
 from rnnscope._validation import as_generator, check_int, check_positive
-from rnnscope.analysis._fixedpoints import FixedPointResult, find_fixed_points
-from rnnscope.analysis._latent import flow_field
-from rnnscope.analysis._populations import (
+from rnnscope.analysis import (
+    FixedPointResult,
     PopulationModel,
-    _counts,
     evaluate_networks,
+    find_fixed_points,
+    flow_field,
+    reparametrised_loadings,
+    train_loadings,
 )
-from rnnscope.analysis._retrain import train_loadings
 from rnnscope.design._spec import DesignSpec, population_factor
 from rnnscope.errors import ConvergenceWarning, RnnscopeError
-from rnnscope.models._weights import LowRankBatch, LowRankWeights
+from rnnscope.models import LowRankBatch, LowRankWeights
 from rnnscope.tasks import Task
 
 __all__ = [
     "population_model",
-    "build_network",
-    "build_networks",
+    "sample_network",
+    "sample_networks",
     "predict_fixed_points",
     "MeanFieldAgreement",
     "mean_field_agreement",
@@ -60,14 +64,15 @@ def population_model(spec: DesignSpec, *, alpha: float = 0.2) -> PopulationModel
     )
 
 
-def build_network(spec: DesignSpec, size: int, *, rng: np.random.Generator | int) -> LowRankWeights:
+def sample_network(spec: DesignSpec, size: int, *, rng: np.random.Generator | int) -> LowRankWeights:
     """One network of ``size`` neurons drawn from ``spec`` (h0 = 0): m, n (size, rank), w_in (size, inputs),
-    w_out (size, outputs). Population p holds neurons ``round(fraction_p * size)`` in order (largest remainders)."""
+    w_out (size, outputs). Population p holds neurons ``round(fraction_p * size)`` in order (largest remainders).
+    The weights only; ``design_network`` adds what a run directory needs."""
     size = check_int(size, "size", minimum=1)
     return population_model(spec).sample(size, rng=as_generator(rng, name="rng"))
 
 
-def build_networks(spec: DesignSpec, size: int, networks: int, *, rng: np.random.Generator | int) -> LowRankBatch:
+def sample_networks(spec: DesignSpec, size: int, networks: int, *, rng: np.random.Generator | int) -> LowRankBatch:
     """``networks`` independent networks of ``size`` neurons, stacked for one batched simulation."""
     size = check_int(size, "size", minimum=1)
     return population_model(spec).sample_many(networks, size, rng=as_generator(rng, name="rng"))
@@ -75,8 +80,7 @@ def build_networks(spec: DesignSpec, size: int, networks: int, *, rng: np.random
 
 def population_labels(spec: DesignSpec, size: int) -> np.ndarray:
     """(size,) population of each neuron of a network built from ``spec`` (the sampler's order)."""
-    counts = _counts(_check_spec(spec).fractions, check_int(size, "size", minimum=1))
-    return np.repeat(np.arange(len(spec.populations)), counts)
+    return population_model(spec).labels(size)
 
 
 __all__.append("population_labels")
@@ -86,7 +90,8 @@ __all__.append("population_labels")
 class DesignedNetwork:
     """A network built from a specification, with what a run directory needs.
 
-    weights: the sampled network; spec: its specification; size, seed: how it was drawn; task: {"name", "options"}
+    weights: the sampled network; spec: its specification; size, seed: how it was drawn (seed None when drawn from
+    a Generator); task: {"name", "options"}
     of the spec's task, or, for a spec that names none, the one-input placeholder ``rdm`` (``task_is_placeholder``
     True: a run directory needs a task with the network's inputs; the spec claims nothing about it).
     """
@@ -104,10 +109,20 @@ class DesignedNetwork:
                 "task_is_placeholder": self.task_is_placeholder}
 
 
-def design_network(spec: DesignSpec, size: int, *, seed: int) -> DesignedNetwork:
-    """Build ``spec`` at ``size`` neurons from the int ``seed`` (what ``rnnscope design SPEC --size --seed`` does)."""
+def design_network(
+    spec: DesignSpec, size: int, *, rng: np.random.Generator | int | None = None, seed: int | None = None
+) -> DesignedNetwork:
+    """Draw ``spec`` at ``size`` neurons (``sample_network``) and check it fits a run directory (float32 weights, a
+    task for its inputs): what ``rnnscope design SPEC --size --seed`` does. rng: an int seed (recorded in the
+    result) or a Generator; ``seed=`` is a deprecated alias of an int ``rng``."""
     spec = _check_spec(spec)
-    weights = build_network(spec, size, rng=as_generator(seed, name="seed"))
+    if seed is not None:
+        if rng is not None:
+            raise RnnscopeError("seed: give rng only (seed= is its deprecated alias)")
+        warnings.warn("design_network(seed=...) is deprecated; pass rng=", DeprecationWarning, stacklevel=2)
+        rng = seed
+    recorded = None if isinstance(rng, np.random.Generator) else rng
+    weights = sample_network(spec, size, rng=as_generator(rng, name="rng"))
     limit = float(np.finfo(np.float32).max)  # run directories store float32
     for name in ("m", "n", "w_in", "w_out"):
         largest = float(np.abs(getattr(weights, name)).max())
@@ -125,7 +140,7 @@ def design_network(spec: DesignSpec, size: int, *, seed: int) -> DesignedNetwork
             f"task: specification {spec.name or '(unnamed)'!r} names no task and has {spec.inputs} inputs; add a "
             "'task' entry so the run directory knows what the inputs mean"
         )
-    return DesignedNetwork(weights, spec, int(size), int(seed), task, placeholder)
+    return DesignedNetwork(weights, spec, int(size), None if recorded is None else int(recorded), task, placeholder)
 
 
 __all__ += ["DesignedNetwork", "design_network"]
@@ -138,7 +153,7 @@ def predict_fixed_points(
     """Fixed points (classes, ring, limit cycle) of the mean-field flow of ``spec`` at the constant input
     ``inputs`` (inputs,). A small network drawn from the spec only carries the shapes; the flow is the spec's."""
     rng = as_generator(rng, name="rng")
-    carrier = build_network(spec, 4 * (spec.rank + spec.inputs + 1), rng=rng)
+    carrier = sample_network(spec, 4 * (spec.rank + spec.inputs + 1), rng=rng)
     return find_fixed_points(
         carrier, inputs=inputs, mean_field=True, population_model=population_model(spec), starts=starts, rng=rng
     )
@@ -208,7 +223,7 @@ def mean_field_agreement(
     bounds = None
     for i, size in enumerate(sizes):
         for j in range(networks):
-            weights = build_network(spec, int(size), rng=rng)
+            weights = sample_network(spec, int(size), rng=rng)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 found = find_fixed_points(weights, inputs=inputs, starts=starts, rng=rng)
@@ -267,16 +282,20 @@ class DesignFit:
         }
 
 
-def _sample_torch(spec: DesignSpec, overrides: list[dict[str, torch.Tensor]], z: list[torch.Tensor]) -> torch.Tensor:
-    """Loadings (size, columns) = mean_p + z_p factor_p^T per population (reparametrised, differentiable)."""
-    blocks = []
-    for population, params, draws in zip(spec.populations, overrides, z, strict=True):
+def _moments_torch(
+    spec: DesignSpec, overrides: list[dict[str, torch.Tensor]]
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per population: mean (columns,) and factor (columns, k) with covariance factor factor^T (the construction's,
+    or the Cholesky factor of the covariance), differentiable in the ``overrides`` tensors."""
+    means, factors = [], []
+    for population, params in zip(spec.populations, overrides, strict=True):
         mean, factor, cov = population_factor(spec, population, params)
         if factor is None:
             jitter = 1e-8 * max(1.0, float(cov.detach().abs().max()))
             factor = torch.linalg.cholesky(cov + jitter * torch.eye(cov.shape[0], dtype=cov.dtype))
-        blocks.append(mean + draws[:, : factor.shape[1]] @ factor.T)
-    return torch.cat(blocks, dim=0)
+        means.append(mean)
+        factors.append(factor)
+    return means, factors
 
 
 def fit_design(
@@ -318,16 +337,19 @@ def fit_design(
     for (i, key), tensor in tensors.items():
         overrides[i][key] = tensor
     generator = torch.Generator().manual_seed(int(rng.integers(2**63 - 1)))
-    counts = _counts(spec.fractions, size)
     width = len(spec.columns) + 2 * spec.rank + spec.inputs
-    z = [torch.randn((int(c), width), generator=generator, dtype=dtype) for c in counts]
+    z = torch.randn((size, width), generator=generator, dtype=dtype)
+
+    def draw() -> torch.Tensor:
+        return reparametrised_loadings(*_moments_torch(spec, overrides), spec.fractions, z)
+
     losses = train_loadings(
-        lambda: _sample_torch(spec, overrides, z), list(tensors.values()), task, rng=rng, generator=generator,
+        draw, list(tensors.values()), task, rng=rng, generator=generator,
         columns=spec.columns, noise_std=spec.noise_std, alpha=0.2, epochs=epochs, trials=trials, lr=lr,
     )
     fitted = spec.with_parameters({key: float(t.detach()) for key, t in tensors.items()})
     values_out = {name: [float(tensors[p].detach()) for p in paths[name]] for name in free}
-    batch_networks = build_networks(fitted, size, networks, rng=rng)
+    batch_networks = sample_networks(fitted, size, networks, rng=rng)
     result = evaluate_networks(batch_networks, task.sample(eval_trials, rng=rng), rng=rng)
     return DesignFit(
         spec=fitted, initial=spec, free=free, values=values_out, losses=losses,

@@ -1,18 +1,19 @@
 """Network specifications: populations and the statistics of their loadings, written by hand.
 
 A specification describes a low-rank network of any size by the distribution of each neuron's loadings
-``(w_in, n, m, w_out)`` (the columns of :func:`rnnscope.analysis._populations.loading_columns`): a mixture of
+``(w_in, n, m, w_out)`` (the columns of :func:`rnnscope.analysis.loading_columns`): a mixture of
 Gaussian populations. Each population is given in one of three forms:
 
 ``gaussian``  its means and covariance directly (``"means"``, ``"covariance"``);
 ``valente``   the rank-1 construction of Valente 2019 (eqs 3.1-3.4), from independent standard Gaussians
               x1..x4 per neuron::
 
-                  n = sqrt(rho) x1 + alpha_n x2        m = sqrt(rho) x1 + alpha_m x3
+                  n = sqrt(rho) x1 + n_private x2      m = sqrt(rho) x1 + m_private x3
                   w_out = w_o m                        w_in = x4 + s_n x2 + s_m x3
 
-              so that <n m> = rho, <n w_in> = s_n alpha_n, <m w_in> = s_m alpha_m, <m w_out> = w_o <m^2>
-              (one input, one output);
+              so that <n m> = rho, <n w_in> = s_n n_private, <m w_in> = s_m m_private, <m w_out> = w_o <m^2>
+              (one input, one output). ``n_private`` / ``m_private`` are Valente's alpha_n / alpha_m (renamed:
+              ``alpha`` is the Euler step); files may still use the old keys, read as the new ones;
 ``overlaps``  any rank: impose the overlap matrix ``sigma[r, s] = Cov(n_r, m_s)`` with m ~ N(m_mean, m_std^2 I)
               and ``n = n_mean + sigma (m - m_mean) / m_std^2 + n_std xi``; inputs independent,
               ``w_in[k] ~ N(0, input_std[k]^2)``; readout ``w_out = readout^T m`` (readout: (rank, outputs)).
@@ -38,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rnnscope.analysis._populations import loading_columns
+from rnnscope.analysis import loading_columns
 from rnnscope.errors import RnnscopeError
 
 __all__ = [
@@ -52,8 +53,15 @@ __all__ = [
 ]
 
 _FORMS = ("gaussian", "valente", "overlaps")
-_VALENTE = ("rho", "alpha_n", "alpha_m", "w_o", "s_n", "s_m")
-_VALENTE_DEFAULTS = {"rho": 1.0, "alpha_n": 1.0, "alpha_m": 1.0, "w_o": 1.0, "s_n": 0.0, "s_m": 0.0}
+_VALENTE = ("rho", "n_private", "m_private", "w_o", "s_n", "s_m")
+_VALENTE_DEFAULTS = {"rho": 1.0, "n_private": 1.0, "m_private": 1.0, "w_o": 1.0, "s_n": 0.0, "s_m": 0.0}
+_VALENTE_RENAMED = {"alpha_n": "n_private", "alpha_m": "m_private"}  # deprecated keys of older spec files
+
+
+def _renamed(name: str) -> str:
+    """A free-parameter name with a deprecated valente key (``alpha_n``, ``alpha_m``) replaced by the new one."""
+    head, dot, key = name.rpartition(".")
+    return f"{head}{dot}{_VALENTE_RENAMED.get(key, key)}"
 _SPEC_KEYS = ("name", "description", "reference", "rank", "inputs", "outputs", "noise_std", "task", "free",
               "populations", "claims")
 _POPULATION_KEYS = ("name", "fraction", "means", "covariance", "valente", "overlaps")
@@ -194,6 +202,7 @@ class DesignSpec:
     def parameter_paths(self, name: str) -> list[tuple[int, str]]:
         """Where a free-parameter name points: ``"populations[i].NAME"`` (one population) or ``"NAME"``
         (that parameter in every population that has it). Returns [(population index, parameter name)]."""
+        name = _renamed(name)
         match = re.match(r"^populations\[(\d+)\]\.(.+)$", name)
         if match:
             index, key = int(match.group(1)), match.group(2)
@@ -274,7 +283,7 @@ def population_factor(
         cov = torch.stack(rows)
         return mean, None, cov
     if population.form == "valente":
-        rho, a_n, a_m = get("rho"), get("alpha_n"), get("alpha_m")
+        rho, a_n, a_m = get("rho"), get("n_private"), get("m_private")
         w_o, sn, sm = get("w_o"), get("s_n"), get("s_m")
         root = torch.sqrt(torch.clamp(rho, min=0.0))
         zero, one = torch.zeros((), dtype=dtype), torch.ones((), dtype=dtype)
@@ -464,8 +473,11 @@ def _population_from_dict(data: Any, rank: int, inputs: int, outputs: int, where
         columns = loading_columns(rank=rank, inputs=inputs, outputs=outputs)
         params = _gaussian_parameters(data, columns, where)
     elif form == "valente":
-        _check_keys(data["valente"], _VALENTE, f"{where}.valente")
-        params = {**_VALENTE_DEFAULTS, **{k: _real(v, f"{where}.valente.{k}") for k, v in data["valente"].items()}}
+        given = data["valente"]
+        if isinstance(given, Mapping):
+            given = {_VALENTE_RENAMED.get(k, k): v for k, v in given.items()}
+        _check_keys(given, _VALENTE, f"{where}.valente")
+        params = {**_VALENTE_DEFAULTS, **{k: _real(v, f"{where}.valente.{k}") for k, v in given.items()}}
     else:
         params = _overlap_parameters(data["overlaps"], rank, inputs, outputs, f"{where}.overlaps")
     return PopulationSpec(fraction=fraction, form=form, parameters=params, name=str(data.get("name", "")))
@@ -534,7 +546,7 @@ def spec_from_dict(data: Any, *, source: str = "spec") -> DesignSpec:
             rank=rank, inputs=inputs, outputs=outputs, populations=populations,
             noise_std=data.get("noise_std", 0.05), task=task, name=str(data.get("name", "")),
             description=str(data.get("description", "")), reference=str(data.get("reference", "")),
-            free=tuple(free), claims=claims,
+            free=tuple(_renamed(f) for f in free), claims=claims,
         )
     except RnnscopeError as exc:
         if str(exc).startswith(f"{source}: "):

@@ -3,7 +3,7 @@
 from rnnscope.io._atomic import atomic_write, clean_stale_temporaries, save_figure, write_bytes, write_json, write_text
 from rnnscope.io._lock import LOCK_NAME, RUN_FILES, RunLock, lock_run_dir
 from rnnscope.io._paths import check_output
-from rnnscope.io._recordings import RECORDING_SUFFIXES, load_recordings, save_recordings
+from rnnscope.io._recordings import RECORDING_SUFFIXES, read_recordings, write_recordings
 from rnnscope.io._reference import import_reference, load_reference
 from rnnscope.io._rundir import (
     CHECKPOINT as CHECKPOINT_NAME,
@@ -46,8 +46,8 @@ __all__ = [
     "check_tensors",
     "import_reference",
     "load_reference",
-    "load_recordings",
-    "save_recordings",
+    "read_recordings",
+    "write_recordings",
     "RECORDING_SUFFIXES",
     "load_run",
     "load_weights",
@@ -70,3 +70,8 @@ __all__ = [
     "RunLock",
     "lock_run_dir",
 ]
+
+# Networks trained in plain PyTorch (torch.nn.GRU/LSTM/RNN + Linear; appended by the cells/sweep engineer)
+from rnnscope.io._torch_import import TORCH_CELLS, gated_from_state_dict, import_torch, read_torch_state_dict  # noqa: E402
+
+__all__ += ["TORCH_CELLS", "import_torch", "read_torch_state_dict", "gated_from_state_dict"]

@@ -17,8 +17,9 @@ scalar columns other than the times become conditions); spikes are counted in bi
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -26,23 +27,21 @@ from rnnscope._validation import check_positive
 from rnnscope.errors import RnnscopeError
 from rnnscope.io._atomic import atomic_write
 
-if TYPE_CHECKING:  # rnnscope.data imports the analysis and training packages, which import io
-    from rnnscope.data._recordings import Recordings
-
-__all__ = ["load_recordings", "save_recordings", "RECORDING_SUFFIXES"]
+__all__ = ["read_recordings", "write_recordings", "RECORDING_SUFFIXES"]
 
 RECORDING_SUFFIXES = (".npz", ".csv", ".parquet", ".pq", ".nwb")
 _LONG_KEYS = ("neuron", "time", "rate")
 
 
-def save_recordings(path: str | Path, recordings: Recordings) -> Path:
-    """Write ``recordings`` to exactly ``path`` (a new ``.npz`` file), atomically; never overwrites a file."""
+def write_recordings(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
+    """Write the arrays of a recordings container (``rnnscope.data.Recordings.to_arrays()``) to exactly ``path`` (a
+    new ``.npz`` file), atomically; never overwrites a file. ``rnnscope.data.save_recordings`` is the usual entry."""
     path = Path(path)
     if path.suffix != ".npz":
         raise RnnscopeError(f"{path}: recordings are written as .npz; name the file with the .npz suffix")
     if path.exists():
         raise RnnscopeError(f"{path}: already exists; rnnscope does not overwrite a file it did not create")
-    arrays = recordings.to_arrays()
+    arrays = dict(arrays)
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
@@ -51,8 +50,9 @@ def save_recordings(path: str | Path, recordings: Recordings) -> Path:
     return atomic_write(path, write)
 
 
-def load_recordings(path: str | Path, *, bin_ms: float = 50.0, align: str = "start_time") -> Recordings:
-    """Read recordings from ``.npz``, ``.csv``, ``.parquet``/``.pq`` or ``.nwb`` (by suffix; see the module).
+def read_recordings(path: str | Path, *, bin_ms: float = 50.0, align: str = "start_time") -> dict[str, Any]:
+    """Read recordings from ``.npz``, ``.csv``, ``.parquet``/``.pq`` or ``.nwb`` (by suffix; see the module): the
+    fields of ``rnnscope.data.Recordings`` as a dict, which ``rnnscope.data.load_recordings`` validates.
 
     bin_ms, align: binning of NWB spike times (ignored for other formats).
     """
@@ -72,9 +72,7 @@ def load_recordings(path: str | Path, *, bin_ms: float = 50.0, align: str = "sta
 
 
 # -- npz ----------------------------------------------------------------------------------------------------------
-def _load_npz(path: Path) -> Recordings:
-    from rnnscope.data._recordings import Recordings
-
+def _load_npz(path: Path) -> dict[str, Any]:
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
@@ -97,7 +95,7 @@ def _load_npz(path: Path) -> Recordings:
     if averaged.shape != () or averaged.dtype != bool:
         raise RnnscopeError(f"{path}: 'averaged' must be a single bool, got {averaged.dtype} of shape {averaged.shape}")
     name = str(arrays["name"]) if "name" in arrays else path.stem
-    return Recordings(
+    return dict(
         activity=arrays["activity"], time_ms=arrays["time_ms"], averaged=bool(averaged), name=name, source=str(path),
         conditions={k[len("condition_"):]: v for k, v in arrays.items() if k.startswith("condition_")},
         neurons={k[len("neuron_"):]: v for k, v in arrays.items() if k.startswith("neuron_")},
@@ -158,9 +156,7 @@ def _ids(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return unique, inverse.reshape(-1)
 
 
-def _from_long(columns: dict[str, np.ndarray], path: Path) -> Recordings:
-    from rnnscope.data._recordings import Recordings
-
+def _from_long(columns: dict[str, np.ndarray], path: Path) -> dict[str, Any]:
     row_key = "trial" if "trial" in columns else "condition"
     missing = [k for k in (*_LONG_KEYS, row_key) if k not in columns]
     if missing:
@@ -204,7 +200,7 @@ def _from_long(columns: dict[str, np.ndarray], path: Path) -> Recordings:
             raise RnnscopeError(f"{path}: column {name!r} is neither constant within each {row_key} (a condition) "
                                 "nor within each neuron (neuron metadata)")
         neurons[name] = per_neuron
-    return Recordings(activity=activity.reshape(shape), conditions=conditions, time_ms=times, neurons=neurons,
+    return dict(activity=activity.reshape(shape), conditions=conditions, time_ms=times, neurons=neurons,
                       averaged=row_key == "condition", name=path.stem, source=str(path))
 
 
@@ -235,9 +231,7 @@ def _scalar_columns(table: Any, skip: tuple[str, ...]) -> dict[str, np.ndarray]:
     return out
 
 
-def _load_nwb(path: Path, *, bin_ms: float, align: str) -> Recordings:
-    from rnnscope.data._recordings import Recordings
-
+def _load_nwb(path: Path, *, bin_ms: float, align: str) -> dict[str, Any]:
     try:
         from pynwb import NWBHDF5IO
     except ImportError:
@@ -273,5 +267,5 @@ def _load_nwb(path: Path, *, bin_ms: float, align: str) -> Recordings:
                             f"one bin of {bin_ms} ms")
     edges = start[:, None] + np.arange(steps + 1)[None, :] * bin_s  # (trials, steps + 1)
     counts = np.stack([np.diff(np.searchsorted(times, edges, side="left"), axis=1) for times in spikes], axis=-1)
-    return Recordings(activity=counts / bin_s, conditions=conditions, time_ms=(np.arange(steps) + 0.5) * bin_ms,
+    return dict(activity=counts / bin_s, conditions=conditions, time_ms=(np.arange(steps) + 0.5) * bin_ms,
                       neurons=neurons, name=path.stem, source=str(path))

@@ -20,7 +20,7 @@ from safetensors.torch import save as st_save
 import rnnscope
 from rnnscope.errors import RnnscopeError
 from rnnscope.io._atomic import is_temporary, write_bytes, write_json, write_text
-from rnnscope.models import ModelConfig, RateRNN, build_model
+from rnnscope.models import GatedConfig, GatedRNN, ModelConfig, RateRNN, build_model
 from rnnscope.tasks import Task, make_task
 
 __all__ = [
@@ -90,7 +90,7 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     config = read_json_file(path)
     if not isinstance(config, dict):
         raise RnnscopeError(f"{path}: expected a JSON object, got {type(config).__name__}")
-    if config.get("format") != FORMAT:
+    if isinstance(config.get("format"), bool) or config.get("format") != FORMAT:
         raise RnnscopeError(
             f"{path}: run-directory format {config.get('format')!r} (rnnscope {config.get('rnnscope_version', '?')}) "
             f"is not this version's format {FORMAT} (rnnscope {rnnscope.__version__})"
@@ -218,13 +218,15 @@ def load_checkpoint(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[
     return tensors, state
 
 
-def model_config_from_dict(data: Mapping[str, Any], path: Path) -> ModelConfig:
-    known = {f.name for f in dataclasses.fields(ModelConfig)}
+def model_config_from_dict(data: Mapping[str, Any], path: Path) -> ModelConfig | GatedConfig:
+    # gated/vanilla cells (universality sweep): their model section names its "cell"; rate networks have none
+    config_class = GatedConfig if "cell" in data else ModelConfig
+    known = {f.name for f in dataclasses.fields(config_class)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise RnnscopeError(f"{path}: unknown model field {unknown[0]!r}")
     try:
-        return ModelConfig(**data)
+        return config_class(**data)
     except TypeError as exc:
         raise RnnscopeError(f"{path}: model: {exc}") from None
     except RnnscopeError as exc:
@@ -264,7 +266,10 @@ def load_run(run_dir: str | Path) -> Run:
     # the weights are checked against the config before a model of the config's size is built
     tensors = _read_safetensors(run_dir / WEIGHTS)
     check_tensors(tensors, model_config.parameter_shapes, run_dir / WEIGHTS)
-    model = build_model(model_config, generator=torch.Generator().manual_seed(0))
+    if isinstance(model_config, GatedConfig):  # a gated/vanilla cell (universality sweep)
+        model = GatedRNN(model_config, generator=torch.Generator().manual_seed(0))
+    else:
+        model = build_model(model_config, generator=torch.Generator().manual_seed(0))
     model.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()}, strict=True)
     if len(task.input_names) != model_config.inputs:
         raise RnnscopeError(

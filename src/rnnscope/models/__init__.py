@@ -1,9 +1,22 @@
-"""Rate networks: low-rank and full-rank, their weights as NumPy snapshots, the shared time loop (PyTorch) and
-the fused CPU kernels (numba) that train and simulate them fast."""
+"""Rate networks and how they run: low-rank and full-rank networks, their weights as NumPy snapshots, the cell
+interface and the one PyTorch time loop, the fused CPU kernels (numba), and :func:`simulate`, which runs one
+network or a stack on whichever backend :func:`choose_backend` picks.
 
-from rnnscope.models._core import draw_noise, input_drive, integrate
+The cell interface (:class:`Cell`, shapes in ``rnnscope.models._core``): ``state_size``, ``inputs``, ``outputs``,
+``noise_size``, ``initial_state(batch) -> (*batch, state_size)``, ``forcing(inputs, noise)`` (the
+state-independent part of every step, all steps at once), ``step(state, forcing_t) -> state``,
+``readout(state) -> (..., outputs)``, ``arrays() -> {name: np.ndarray}``. Rate networks implement it; so can a
+gated cell, and :func:`run` drives any of them.
+
+``DEFAULT_ALPHA = 0.2`` is the Euler step ``dt / tau`` (20 ms / 100 ms) every rate network uses by default.
+"""
+
+from rnnscope.models._core import DEFAULT_ALPHA, Cell, draw_noise, input_drive, integrate, run
 from rnnscope.models._fast import (
+    FusedTrainStep,
     fast_loss,
+    fast_loss_and_grad,
+    fast_loss_and_grads_ensemble,
     fast_loss_ensemble,
     fast_noise,
     fast_outputs,
@@ -21,10 +34,13 @@ from rnnscope.models._rate import (
     model_from_weights,
     truncate,
 )
+from rnnscope.models._simulate import BACKENDS, Simulation, choose_backend, simulate
 from rnnscope.models._weights import FullRankWeights, LowRankBatch, LowRankWeights, RateWeights, stack_weights
 
 __all__ = [
+    "DEFAULT_ALPHA",
     "ModelConfig",
+    "Cell",
     "RateRNN",
     "LowRankRNN",
     "FullRankRNN",
@@ -36,11 +52,19 @@ __all__ = [
     "build_model",
     "model_from_weights",
     "truncate",
+    "BACKENDS",
+    "choose_backend",
+    "Simulation",
+    "simulate",
+    "run",
     "integrate",
     "input_drive",
     "draw_noise",
     "fast_loss",
     "fast_loss_ensemble",
+    "fast_loss_and_grad",
+    "fast_loss_and_grads_ensemble",
+    "FusedTrainStep",
     "fast_noise",
     "fast_outputs",
     "fast_trajectories",
@@ -48,3 +72,8 @@ __all__ = [
     "stack_parameters",
     "warm_up",
 ]
+
+# Gated and vanilla cells (universality sweep; appended by the cells/sweep engineer)
+from rnnscope.models._gated import ACTIVATIONS, CELLS, GatedConfig, GatedRNN  # noqa: E402
+
+__all__ += ["CELLS", "ACTIVATIONS", "GatedConfig", "GatedRNN"]

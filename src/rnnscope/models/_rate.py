@@ -11,7 +11,7 @@ from torch import nn
 
 from rnnscope._validation import check_int, check_nonnegative, check_positive
 from rnnscope.errors import RnnscopeError
-from rnnscope.models._core import input_drive, integrate
+from rnnscope.models._core import DEFAULT_ALPHA, input_drive, rate_forcing, rate_step, run
 from rnnscope.models._weights import FullRankWeights, LowRankWeights
 
 __all__ = ["ModelConfig", "RateRNN", "LowRankRNN", "FullRankRNN", "build_model", "model_from_weights", "truncate"]
@@ -29,7 +29,7 @@ class ModelConfig:
     outputs: int = 1
     rank: int | None = 1
     noise_std: float = 0.05
-    alpha: float = 0.2
+    alpha: float = DEFAULT_ALPHA  # dt / tau
     train_inputs: bool = True
     train_outputs: bool = True
     train_h0: bool = False
@@ -62,7 +62,8 @@ class ModelConfig:
 
 
 class RateRNN(nn.Module):
-    """Shared machinery: the time loop, noise handling and readout. Subclasses define ``recurrent``."""
+    """Shared machinery of the rate networks, a :class:`rnnscope.models.Cell` (state: x (..., size); forcing
+    ``alpha W_in u + noise_std xi``; noise of size ``size``). Subclasses define ``recurrent``."""
 
     config: ModelConfig
     readout_scale: float
@@ -82,6 +83,40 @@ class RateRNN(nn.Module):
         """J r: (..., size) -> (..., size)."""
         raise NotImplementedError
 
+    # -- the Cell interface --------------------------------------------------------------------------------------
+    @property
+    def state_size(self) -> int:
+        return self.config.size
+
+    @property
+    def inputs(self) -> int:
+        return self.config.inputs
+
+    @property
+    def outputs(self) -> int:
+        return self.config.outputs
+
+    @property
+    def noise_size(self) -> int:
+        return self.config.size
+
+    def initial_state(self, batch: tuple[int, ...]) -> torch.Tensor:
+        """h0 broadcast to (*batch, size)."""
+        return self.h0.expand(tuple(batch) + (self.size,))
+
+    def forcing(self, inputs: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        """alpha W_in u + noise_std xi: inputs (..., trials, time, inputs) -> (..., trials, time, size)."""
+        drive = input_drive(inputs.to(self.w_in.dtype), self.w_in)
+        return rate_forcing(drive, self.config.alpha, self.config.noise_std, noise)
+
+    def step(self, state: torch.Tensor, forcing: torch.Tensor) -> torch.Tensor:
+        """x <- (1 - alpha) x + alpha J tanh(x) + forcing: (..., size)."""
+        return rate_step(state, forcing, self.recurrent, self.config.alpha)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every parameter as a float64 NumPy array, by name (as in ``weights.safetensors``)."""
+        return {name: _np(value) for name, value in self.named_parameters()}
+
     def readout(self, states: torch.Tensor) -> torch.Tensor:
         """z = tanh(x) @ w_out * readout_scale: (..., size) -> (..., outputs)."""
         return torch.tanh(states) @ self.w_out * self.readout_scale
@@ -91,10 +126,7 @@ class RateRNN(nn.Module):
             raise RnnscopeError(
                 f"inputs: expected shape (trials, time, {self.config.inputs}), got {tuple(inputs.shape)}"
             )
-        drive = input_drive(inputs.to(self.w_in.dtype), self.w_in)
-        return integrate(
-            drive, self.h0, self.recurrent, emit, alpha=self.config.alpha, noise_std=self.config.noise_std, noise=noise
-        )
+        return run(self, inputs, noise=noise, emit=emit)
 
     def forward(self, inputs: torch.Tensor, *, noise: torch.Tensor | None) -> torch.Tensor:
         """inputs: (trials, time, inputs); noise: xi (trials, time, size) or None. Returns (trials, time, outputs)."""

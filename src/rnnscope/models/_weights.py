@@ -21,6 +21,8 @@ import numpy as np
 from rnnscope._validation import check_array, check_int, check_nonnegative, check_positive, check_probability
 from rnnscope.errors import RnnscopeError
 
+DEFAULT_ALPHA = 0.2  # the Euler step dt / tau (20 ms / 100 ms); re-exported as rnnscope.models.DEFAULT_ALPHA
+
 __all__ = ["LowRankWeights", "FullRankWeights", "RateWeights", "LowRankBatch", "stack_weights"]
 
 
@@ -79,7 +81,7 @@ class LowRankWeights(_Shapes):
     w_out: np.ndarray
     h0: np.ndarray
     noise_std: float = 0.05
-    alpha: float = 0.2
+    alpha: float = DEFAULT_ALPHA
     readout_scale: float = field(init=False)
 
     def __post_init__(self) -> None:
@@ -120,7 +122,7 @@ class FullRankWeights(_Shapes):
     w_out: np.ndarray
     h0: np.ndarray
     noise_std: float = 0.05
-    alpha: float = 0.2
+    alpha: float = DEFAULT_ALPHA
     readout_scale: float = field(init=False, default=1.0)
 
     def __post_init__(self) -> None:
@@ -157,7 +159,7 @@ class LowRankBatch(_Shapes):
     w_out: np.ndarray
     h0: np.ndarray
     noise_std: float = 0.05
-    alpha: float = 0.2
+    alpha: float = DEFAULT_ALPHA
 
     def __post_init__(self) -> None:
         m = check_array(self.m, "m", ndim=3)

@@ -16,6 +16,7 @@ from rnnscope.plots._report import (
     plot_psychometric,
     plot_resampling,
 )
+from rnnscope.plots._style import PANEL_SIZE
 
 __all__ = [
     "plot_selectivity_signal",
@@ -35,4 +36,5 @@ __all__ = [
     "plot_example_trials",
     "plot_effective_overlaps",
     "plot_resampling",
+    "PANEL_SIZE",
 ]

@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from rnnscope.data._analysis import DataSelectivity, TaskProjection
+from rnnscope.data import DataSelectivity, TaskProjection
 from rnnscope.plots._style import (
     CONDITION_CMAP,
     FIGURE_SIZE,

@@ -10,8 +10,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from rnnscope.analysis._fixedpoints import FixedPointResult, FixedPoints, Potential
-from rnnscope.analysis._latent import FlowField, LatentProjection
+from rnnscope.analysis import FixedPointResult, FixedPoints, FlowField, LatentProjection, Potential
 from rnnscope.errors import RnnscopeError
 from rnnscope.models import LowRankWeights
 from rnnscope.plots._style import (

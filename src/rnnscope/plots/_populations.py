@@ -13,8 +13,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from rnnscope.analysis._epairs import EpairsResult
-from rnnscope.analysis._populations import Inactivation, Loadings, MinimalPopulations, PopulationFit
+from rnnscope.analysis import EpairsResult, Inactivation, Loadings, MinimalPopulations, PopulationFit
 from rnnscope.errors import RnnscopeError
 from rnnscope.plots._style import (
     FIGURE_SIZE,
@@ -94,7 +93,7 @@ def plot_loading_pairs(
 
 
 def plot_bic(fit: PopulationFit, *, ax: Axes | None = None) -> Figure:
-    """BIC against the number of populations, the chosen P marked, label stability (ARI) on a twin axis."""
+    """BIC against the number of populations, the chosen P marked, label agreement of the restarts (ARI) on a twin axis."""
     fig, ax = _figure_and_ax(ax)
     counts = np.arange(1, fit.max_populations + 1)
     ax.plot(counts, fit.bic, "o-", color=GROUP_COLORS[0], linewidth=LINE_WIDTH, markersize=MARKER_SIZE / 2, gid="bic")
@@ -104,10 +103,10 @@ def plot_bic(fit: PopulationFit, *, ax: Axes | None = None) -> Figure:
     ax.set_ylabel("BIC", fontsize=LABEL_SIZE)
     ax.set_xticks(counts)
     twin = ax.twinx()
-    twin.plot(counts, fit.stability, "s--", color="0.5", linewidth=LINE_WIDTH * 0.8, markersize=MARKER_SIZE / 2.5,
-              gid="stability")
+    twin.plot(counts, fit.label_agreement, "s--", color="0.5", linewidth=LINE_WIDTH * 0.8, markersize=MARKER_SIZE / 2.5,
+              gid="label_agreement")
     twin.set_ylim(-0.05, 1.05)
-    twin.set_ylabel("stability (ARI)", fontsize=LABEL_SIZE, color="0.4")
+    twin.set_ylabel("label agreement (ARI)", fontsize=LABEL_SIZE, color="0.4")
     ax.set_title(f"{fit.method} mixture: P = {fit.chosen}", fontsize=TITLE_SIZE)
     return fig
 
@@ -116,12 +115,11 @@ def plot_resampled_accuracy(result: MinimalPopulations, *, ax: Axes | None = Non
     """Accuracy of each resampled network per number of populations (and after retraining, when the search
     retrained), the trained accuracy and its tolerance."""
     fig, ax = _figure_and_ax(ax)
-    rng = np.random.default_rng(0)  # horizontal jitter only
     for p, row in enumerate(result.accuracy):
         values = row[~np.isnan(row)]
         if values.size == 0:
             continue
-        jitter = (rng.random(values.size) - 0.5) * 0.2
+        jitter = np.linspace(-0.1, 0.1, values.size) if values.size > 1 else np.zeros(1)  # spread, not random
         ax.scatter(np.full(values.size, p + 1) + jitter, values, s=MARKER_SIZE * 1.5, alpha=0.6,
                    color=GROUP_COLORS[0], gid="networks")
         ax.plot([p + 0.75, p + 1.25], [values.mean()] * 2, color="k", linewidth=LINE_WIDTH * 1.5, gid="mean")
@@ -130,7 +128,7 @@ def plot_resampled_accuracy(result: MinimalPopulations, *, ax: Axes | None = Non
             values = row[~np.isnan(row)]
             if values.size == 0:
                 continue
-            jitter = (rng.random(values.size) - 0.5) * 0.2
+            jitter = np.linspace(-0.1, 0.1, values.size) if values.size > 1 else np.zeros(1)  # spread, not random
             ax.scatter(np.full(values.size, p + 1.3) + jitter, values, s=MARKER_SIZE * 1.5, alpha=0.6, marker="^",
                        color=GROUP_COLORS[2], gid="retrained", label="after retraining" if p == 0 else None)
     ax.axhline(result.trained_accuracy, color=GROUP_COLORS[1], linewidth=LINE_WIDTH, label="trained", gid="trained")

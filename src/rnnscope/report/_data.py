@@ -7,9 +7,12 @@ import html
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from rnnscope import io
-from rnnscope.data import DataAnalysis, Recordings, analyze_recordings, recordings_from_network
+from rnnscope.data import DataAnalysis, Recordings, analyze_recordings, load_recordings, recordings_from_network
 from rnnscope.errors import RnnscopeError
+from rnnscope.report._api import resolve_rng
 from rnnscope.report._html import PAGE, ReportFiles, _figure_html, _jsonable, _page, _render, _slug, _stamp, _table
 
 __all__ = ["DATA_SECTIONS", "write_data_report", "data_report", "compare_run_with_data"]
@@ -52,7 +55,7 @@ def _section(sid: str, a: DataAnalysis) -> tuple[str, list[tuple[str, str, objec
                                          "Gaussian clouds.", plot_epairs(e))]
     if sid == "populations":
         fit = a.populations
-        rows = [(f"P = {p + 1}", [float(fit.bic[p]), f"stability {fit.stability[p]:.2f}"]) for p in range(len(fit.bic))]
+        rows = [(f"P = {p + 1}", [float(fit.bic[p]), f"label agreement {fit.label_agreement[p]:.2f}"]) for p in range(len(fit.bic))]
         rows.append(("chosen P (lowest BIC)", fit.chosen))
         return _table(rows), [("bic", "BIC of Gaussian mixtures of the selectivity profiles.", plot_bic(fit))]
     proj = a.projection
@@ -94,12 +97,14 @@ def write_data_report(analyses: Sequence[DataAnalysis], out: str | Path) -> Repo
 
 
 def data_report(
-    recordings: Sequence[Recordings | str | Path], *, out: str | Path, seed: int = 0, draws: int = 500,
-    restarts: int = 10,
+    recordings: Sequence[Recordings | str | Path], *, out: str | Path, rng: int | np.random.Generator | None = None,
+    seed: int | None = None, draws: int = 500, restarts: int = 10,
 ) -> ReportFiles:
-    """Analyse each set of recordings (objects or files) with the same settings and write one report."""
-    loaded = [r if isinstance(r, Recordings) else io.load_recordings(r) for r in recordings]
-    analyses = [analyze_recordings(r, rng=seed, draws=draws, restarts=restarts) for r in loaded]
+    """Analyse each set of recordings (objects or files) with the same settings and write one report. rng: an
+    int seed (each set analysed from it) or one Generator shared in turn (``seed=``: deprecated alias)."""
+    rng = resolve_rng(rng, seed, "data_report")
+    loaded = [r if isinstance(r, Recordings) else load_recordings(r) for r in recordings]
+    analyses = [analyze_recordings(r, rng=rng, draws=draws, restarts=restarts) for r in loaded]
     return write_data_report(analyses, out)
 
 
@@ -111,19 +116,21 @@ def compare_run_with_data(
     neurons: int = 200,
     noise: str = "poisson",
     trials: int = 400,
-    seed: int = 0,
+    rng: int | np.random.Generator | None = None,
+    seed: int | None = None,
     draws: int = 500,
 ) -> ReportFiles:
     """A run's network exported as recordings (``recordings_from_network``) beside recorded data, same analyses;
-    the network's column also shows its connectivity-space ePAIRS."""
+    the network's column also shows its connectivity-space ePAIRS. rng: seed or Generator (``seed=``: deprecated
+    alias)."""
     from rnnscope._validation import as_generator
     from rnnscope.analysis import connectivity_epairs
     from rnnscope.models import LowRankWeights
 
-    rng = as_generator(seed, name="seed")
+    rng = as_generator(resolve_rng(rng, seed, "compare_run_with_data"), name="rng")
     loaded = io.load_run(run)
     weights = loaded.model.weights()
-    recorded = data if isinstance(data, Recordings) else io.load_recordings(data)
+    recorded = data if isinstance(data, Recordings) else load_recordings(data)
     network = recordings_from_network(weights, loaded.task, rng=rng, neurons=neurons, noise=noise, trials=trials,
                                       name=f"{Path(run).name} (network)")
     conn = connectivity_epairs(weights, rng=rng, draws=draws) if isinstance(weights, LowRankWeights) else None

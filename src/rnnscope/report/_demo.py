@@ -9,13 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from rnnscope._validation import check_int
 from rnnscope.errors import ConvergenceWarning
-from rnnscope.models import ModelConfig
+from rnnscope.models import ModelConfig, choose_backend
+from rnnscope.report._api import resolve_rng
 from rnnscope.report._html import RenderedFigures, ReportFiles, render_figures, write_comparison, write_report
-from rnnscope.report._sections import ReportConfig, RunAnalysis, analyze_run
+from rnnscope.report._sections import ReportConfig, RunAnalysis, analyze_for_report
 from rnnscope.tasks import make_task
 from rnnscope.training import TrainingConfig, train
 
@@ -76,16 +78,6 @@ class DemoResult:
         }
 
 
-def _fast_available(config: ModelConfig) -> bool:
-    """Whether the fused numba training path can train this network."""
-    import torch
-
-    from rnnscope.models import build_model
-    from rnnscope.models._fast import fast_path_supported
-
-    return fast_path_supported(build_model(config, generator=torch.Generator().manual_seed(0)))
-
-
 def _population_summary(analysis: RunAnalysis) -> dict[str, float | None]:
     pops = analysis.populations
     out: dict[str, float | None] = {"one_gaussian": None, "two_populations": None, "trained": None}
@@ -101,13 +93,20 @@ def demo(
     *,
     quick: bool = False,
     config: DemoConfig | None = None,
-    seed: int = 0,
+    rng: int | np.random.Generator | None = None,
+    seed: int | None = None,
     progress: bool = True,
 ) -> DemoResult:
     """Train, analyse and report a random-dots and a context-dependent rank-1 network under ``out``:
     ``out/runs/{rdm,mante}`` (run directories; rerunning resumes or reuses them), ``out/rdm/report.html``,
-    ``out/mante/report.html`` and ``out/comparison/report.html``. quick: ``DemoConfig.quick()``."""
-    check_int(seed, "seed", minimum=0)
+    ``out/mante/report.html`` and ``out/comparison/report.html``. quick: ``DemoConfig.quick()``. rng: an int seed
+    (the training seed of both runs, and of each analysis) or a Generator (training seeds drawn from it; it then
+    drives the analyses); ``seed=``: deprecated alias."""
+    rng = resolve_rng(rng, seed, "demo")
+    if isinstance(rng, np.random.Generator):
+        analysis_rng, seed = rng, int(rng.integers(2**31 - 1))
+    else:
+        analysis_rng = seed = check_int(rng, "rng", minimum=0)
     cfg = config if config is not None else (DemoConfig.quick() if quick else DemoConfig())
     out = Path(out)
     seconds: dict[str, float] = {}
@@ -121,9 +120,7 @@ def demo(
     backends: dict[str, str] = {}
     for name, (task, size, epochs) in tasks.items():
         model = ModelConfig(size=size, inputs=len(task.input_names), outputs=len(task.output_names), rank=1)
-        chosen = backend
-        if backend == "auto":
-            chosen = "fast" if _fast_available(model) else "torch"
+        chosen = choose_backend(model, backend=backend, training=True)
         stages.set_postfix_str(f"training {name} (N = {size}, {chosen})")
         training = TrainingConfig(epochs=epochs, train_trials=cfg.train_trials, target_accuracy=cfg.target_accuracy,
                                   backend=chosen)
@@ -141,7 +138,7 @@ def demo(
     rendered: dict[str, RenderedFigures] = {}
     for name, path in runs.items():
         began = time.perf_counter()
-        analyses[name] = analyze_run(path, config=cfg.report, rng=seed, name=name,
+        analyses[name] = analyze_for_report(path, config=cfg.report, rng=analysis_rng, name=name,
                                      progress=lambda section, n=name: stages.set_postfix_str(f"analysing {n}: {section}"))
         rendered[name] = render_figures(analyses[name])
         reports[name] = write_report(analyses[name], out / name, rendered=rendered[name])

@@ -8,7 +8,7 @@ import datetime
 import html
 import io as _bytes_io
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,25 +61,22 @@ class _Figure:
     caption: str
 
 
-def _population_plots() -> dict[str, Callable[..., Figure]]:
-    """Figures of the population module when it provides them (plot_bic, plot_loading_pairs, plot_epairs)."""
-    try:
-        from rnnscope.plots import _populations
-    except ImportError:
-        return {}
-    return {n: getattr(_populations, n) for n in ("plot_bic", "plot_loading_pairs", "plot_epairs") if hasattr(_populations, n)}
-
-
 def _figures(analysis: RunAnalysis) -> dict[str, list[_Figure]]:
-    from rnnscope.plots import plot_flow_field, plot_loadings, plot_potential, plot_trajectories
-    from rnnscope.plots._report import (
+    from rnnscope.analysis import loadings
+    from rnnscope.plots import (
+        PANEL_SIZE,
+        plot_bic,
         plot_effective_overlaps,
+        plot_epairs,
         plot_example_trials,
+        plot_flow_field,
         plot_learning_curves,
+        plot_loading_pairs,
+        plot_potential,
         plot_psychometric,
         plot_resampling,
+        plot_trajectories,
     )
-    from rnnscope.plots._style import PANEL_SIZE
 
     out: dict[str, list[_Figure]] = {sid: [] for sid, _ in SECTIONS}
     if analysis.history:
@@ -128,25 +125,18 @@ def _figures(analysis: RunAnalysis) -> dict[str, list[_Figure]]:
                                            "Gain-weighted overlaps per task epoch and condition group."))
     pops = analysis.populations
     if pops is not None and pops.fit is not None:
-        extra = _population_plots()
         weights = analysis.weights
-        if "plot_bic" in extra:
-            out["populations"].append(_Figure("bic", extra["plot_bic"](pops.fit), "BIC of Gaussian mixtures."))
-        if "plot_loading_pairs" in extra and weights is not None:
-            from rnnscope.analysis._populations import loadings
-
+        out["populations"].append(_Figure("bic", plot_bic(pops.fit), "BIC of Gaussian mixtures."))
+        if weights is not None:
             points = loadings(weights)
             columns = [c for c in points.columns if not (len(points.columns) > 6 and c.startswith("w_out"))][:6]
-            out["populations"].append(_Figure("loading-pairs", extra["plot_loading_pairs"](points, pops.labels, columns=columns),
+            out["populations"].append(_Figure("loading-pairs", plot_loading_pairs(points, pops.labels, columns=columns),
                                               "Loadings of every neuron, pair by pair, coloured by population."))
-        elif weights is not None:
-            out["populations"].append(_Figure("loadings", plot_loadings(weights, pops.labels),
-                                              "Each neuron's n against m, coloured by the two-population fit."))
         if pops.resampling:
             out["populations"].append(_Figure("resampling", plot_resampling(pops.resampling),
                                               "Accuracy of networks resampled from one Gaussian and from two populations."))
-        if "plot_epairs" in extra and pops.epairs is not None:
-            out["populations"].append(_Figure("epairs", extra["plot_epairs"](pops.epairs), "ePAIRS angles."))
+        if pops.epairs is not None:
+            out["populations"].append(_Figure("epairs", plot_epairs(pops.epairs), "ePAIRS angles."))
     return out
 
 
@@ -276,7 +266,7 @@ def _section_html(sid: str, analysis: RunAnalysis) -> str:
         else:
             fit = pops.fit
             parts.append("<h3>Gaussian mixtures (BIC, lower is better)</h3>" + _table(
-                [(f"P = {p + 1}", [float(fit.bic[p]), f"stability {fit.stability[p]:.2f}"]) for p in range(fit.max_populations)]
+                [(f"P = {p + 1}", [float(fit.bic[p]), f"label agreement {fit.label_agreement[p]:.2f}"]) for p in range(fit.max_populations)]
                 + [("chosen P", fit.chosen)]))
             parts.append("<h3>Resampling</h3>" + _table(
                 [(f"{r.populations} population{'s' if r.populations > 1 else ''} (N = {r.size}, {len(r.accuracy)} networks)",

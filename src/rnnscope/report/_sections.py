@@ -15,9 +15,10 @@ import numpy as np
 
 from rnnscope import io
 from rnnscope._validation import as_generator, check_int
-from rnnscope.models import LowRankWeights, RateRNN
+from rnnscope.analysis import PopulationModel, epairs, fit_populations, loadings, resample_model
+from rnnscope.models import LowRankWeights, RateRNN, simulate
 from rnnscope.tasks import Task, TrialBatch, decisions
-from rnnscope.training import Evaluation, evaluate, simulate
+from rnnscope.training import Evaluation, evaluate
 
 __all__ = [
     "ReportConfig",
@@ -29,7 +30,7 @@ __all__ = [
     "LatentSection",
     "PopulationSection",
     "RunAnalysis",
-    "analyze_run",
+    "analyze_for_report",
     "describe_mechanism",
 ]
 
@@ -45,12 +46,7 @@ class ReportConfig:
     resample_size neurons (None: the trained network's size) are drawn from one Gaussian and from two populations
     and tested on resample_trials trials; epairs_draws null clouds over at most epairs_neurons neurons."""
 
-    trials: int = 1000
-    analysis_trials: int = 200
-    trajectory_trials: int = 24
-    example_trials: int = 3
-    fixed_point_starts: int = 100
-    flow_resolution: int = 40
+    # populations
     max_populations: int = 3
     restarts: int = 3
     resample_networks: int = 8
@@ -58,6 +54,13 @@ class ReportConfig:
     resample_size: int | None = None
     epairs_draws: int = 100
     epairs_neurons: int = 1000
+    # behaviour and latent dynamics
+    trials: int = 1000
+    analysis_trials: int = 200
+    trajectory_trials: int = 24
+    example_trials: int = 3
+    fixed_point_starts: int = 100
+    flow_resolution: int = 40
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -244,41 +247,25 @@ class RunAnalysis:
         }
 
 
-def _population_api() -> dict[str, Any] | None:
-    """The population-analysis functions, or None while that module is unavailable."""
-    try:
-        from rnnscope.analysis import _epairs, _populations
-    except ImportError:
-        return None
-    names = ("loadings", "fit_populations", "PopulationModel", "resample")
-    if not all(hasattr(_populations, n) for n in names) or not hasattr(_epairs, "epairs"):
-        return None
-    return {n: getattr(_populations, n) for n in names} | {"epairs": _epairs.epairs}
-
-
 def _populations(weights: LowRankWeights, task: Task, config: ReportConfig, rng: np.random.Generator) -> PopulationSection:
-    api = _population_api()
-    if api is None:
-        return PopulationSection(None, None, (), None, 0, ("population analysis unavailable in this installation",))
     notes: list[str] = []
-    points = api["loadings"](weights)
+    points = loadings(weights)
     dims = points.values.shape[1]
     max_populations = min(config.max_populations, max(1, weights.size // (dims + 1)))
-    fit = api["fit_populations"](points, rng=rng, max_populations=max_populations, restarts=config.restarts,
-                                 method="bayes")
+    fit = fit_populations(points, rng=rng, max_populations=max_populations, restarts=config.restarts,
+                          method="bayes")
     size = config.resample_size or weights.size
-    trials = task.sample(config.resample_trials, rng=rng)
-    model_cls = api["PopulationModel"]
-    resampled = [api["resample"](model_cls.from_weights(weights), trials, rng=rng, networks=config.resample_networks,
-                                 size=size, trained=weights)]
+    batch = task.sample(config.resample_trials, rng=rng)
+    resampled = [resample_model(PopulationModel.from_weights(weights), batch, rng=rng,
+                                networks=config.resample_networks, size=size, trained=weights)]
     labels = None
     if fit.max_populations >= 2:
-        raw = fit.populations(2)
+        raw = fit.labels_for(2)
         present, labels = np.unique(raw, return_inverse=True)
         counts = np.bincount(labels)
         if len(present) == 2 and counts.min() >= dims + 1:
-            resampled.append(api["resample"](model_cls.from_weights(weights, labels), trials, rng=rng,
-                                             networks=config.resample_networks, size=size, trained=None))
+            resampled.append(resample_model(PopulationModel.from_weights(weights, labels), batch, rng=rng,
+                                            networks=config.resample_networks, size=size, trained=None))
         else:
             notes.append(f"two-population fit left populations of {counts.tolist()} neurons; not resampled")
             labels = None
@@ -289,7 +276,7 @@ def _populations(weights: LowRankWeights, task: Task, config: ReportConfig, rng:
     pairs = None
     if neurons >= 10 and values.shape[1] >= 2:
         subset = np.sort(rng.choice(weights.size, size=neurons, replace=False))
-        pairs = api["epairs"](values[subset], rng=rng, draws=config.epairs_draws)
+        pairs = epairs(values[subset], rng=rng, draws=config.epairs_draws)
     else:
         notes.append("ePAIRS needs at least 10 neurons and 2 varying loading columns")
     return PopulationSection(fit, labels, tuple(resampled), pairs, neurons, tuple(notes))
@@ -409,7 +396,7 @@ def _weights_of(model: RateRNN) -> Any:
     return model.weights()
 
 
-def analyze_run(
+def analyze_for_report(
     run: str | Path | io.Run,
     *,
     config: ReportConfig = ReportConfig(),
@@ -417,7 +404,8 @@ def analyze_run(
     name: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> RunAnalysis:
-    """Compute every section of a run's report. run: a run directory or a loaded ``Run``; progress: called with
+    """Compute every section of a run's report (behaviour, latent dynamics, populations, mechanism), as
+    ``write_report`` shows it; ``rnnscope.analysis.analyze_on_task`` is the latent part alone. run: a run directory or a loaded ``Run``; progress: called with
     each section's name before it is computed."""
     loaded = run if isinstance(run, io.Run) else io.load_run(run)
     rng = as_generator(rng, name="rng")
@@ -440,7 +428,7 @@ def analyze_run(
 
     def behaviour() -> tuple[Psychometric, ExampleTrials]:
         batch = task.sample(config.trials, rng=rng)
-        outputs, _ = simulate(model, batch, rng=rng)
+        outputs = simulate(model, batch.inputs, rng=rng).outputs
         return psychometric(outputs, batch), example_trials(outputs, batch, task, config.example_trials)
 
     curves, examples = timed("psychometric", behaviour)

@@ -30,6 +30,7 @@ from rnnscope.tasks._registry import (
     task_path,
     task_spec,
 )
+from rnnscope.tasks._universality import ContextIntegration, FlipFlop, SineWave
 
 __all__ = [
     "Task",
@@ -41,6 +42,9 @@ __all__ = [
     "ParametricWorkingMemory",
     "DelayedMatchToSample",
     "NeurogymTask",
+    "FlipFlop",
+    "SineWave",
+    "ContextIntegration",
     "TASKS",
     "make_task",
     "parse_options",

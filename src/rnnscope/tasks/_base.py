@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from rnnscope._loss import masked_mse as _masked_mse_formula
 from rnnscope._validation import as_generator, check_int, check_nonnegative, check_positive
 from rnnscope.errors import RnnscopeError
 
@@ -248,10 +249,10 @@ def accuracy(outputs: np.ndarray, batch: TrialBatch) -> float:
 
 
 def masked_mse(outputs: np.ndarray, batch: TrialBatch) -> float:
-    """The training loss in NumPy: per trial, mean over masked steps of the mean over outputs of the squared error;
-    then the mean over trials."""
-    err = ((np.asarray(outputs, dtype=np.float64) - batch.targets) ** 2).mean(axis=-1)
-    return float(np.mean((err * batch.mask).sum(axis=1) / batch.mask.sum(axis=1)))
+    """The training loss in NumPy (float64), the one definition of ``rnnscope._loss``: per trial, the mean over
+    masked steps of the mean over outputs of the squared error (0 for a trial whose mask is all zero); then the
+    mean over all trials. outputs: (trials, time, outputs)."""
+    return float(_masked_mse_formula(np.asarray(outputs, dtype=np.float64), batch.targets, batch.mask))
 
 
 def timeline(durations: Mapping[str, int | np.ndarray], trials: int) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], int]:

@@ -23,11 +23,13 @@ from rnnscope.tasks._base import Task, TaskBase
 from rnnscope.tasks._decision import ContextDependent, Multisensory, RandomDots
 from rnnscope.tasks._memory import DelayedMatchToSample, ParametricWorkingMemory
 from rnnscope.tasks._neurogym import NeurogymTask
+from rnnscope.tasks._universality import ContextIntegration, FlipFlop, SineWave
 
 __all__ = ["TASKS", "make_task", "parse_options", "list_tasks", "task_spec", "register_task", "import_task", "task_path"]
 
 TASKS: Mapping[str, type[TaskBase]] = types.MappingProxyType(
-    {cls.name: cls for cls in (RandomDots, ParametricWorkingMemory, Multisensory, ContextDependent, DelayedMatchToSample)}
+    {cls.name: cls for cls in (RandomDots, ParametricWorkingMemory, Multisensory, ContextDependent, DelayedMatchToSample,
+                                FlipFlop, SineWave, ContextIntegration)}
 )
 # rnnscope's own adapters: trusted by name (and by the import path that runs of version 0.1 stored)
 _ADAPTERS: Mapping[str, type] = types.MappingProxyType(

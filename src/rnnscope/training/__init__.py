@@ -3,6 +3,7 @@
 from rnnscope.training._ensemble import EnsembleResult, train_ensemble
 from rnnscope.training._evaluate import Evaluation, evaluate, simulate, torch_generator
 from rnnscope.training._loss import masked_mse_loss
+from rnnscope.training._optimise import OptimisationConfig, OptimisationResult, clip_gradients, optimise
 from rnnscope.training._trainer import (
     Stage,
     TrainingConfig,
@@ -15,6 +16,10 @@ from rnnscope.training._trainer import (
 )
 
 __all__ = [
+    "OptimisationConfig",
+    "OptimisationResult",
+    "optimise",
+    "clip_gradients",
     "TrainingConfig",
     "TrainingResult",
     "Stage",

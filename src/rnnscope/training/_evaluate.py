@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from rnnscope._validation import as_generator, check_int
-from rnnscope.models import RateRNN, draw_noise, model_from_weights
-from rnnscope.models._weights import FullRankWeights, LowRankWeights
+from rnnscope.models import FullRankWeights, LowRankWeights, RateRNN
+from rnnscope.models import simulate as _simulate
 from rnnscope.tasks import Task, TrialBatch, correct_trials, masked_mse
 
 __all__ = ["Evaluation", "evaluate", "simulate", "torch_generator"]
@@ -21,11 +21,6 @@ def torch_generator(rng: np.random.Generator) -> torch.Generator:
     return torch.Generator().manual_seed(int(rng.integers(0, 2**63 - 1)))
 
 
-def _as_model(model: RateRNN | LowRankWeights | FullRankWeights) -> RateRNN:
-    return model if isinstance(model, RateRNN) else model_from_weights(model)
-
-
-@torch.no_grad()
 def simulate(
     model: RateRNN | LowRankWeights | FullRankWeights,
     batch: TrialBatch,
@@ -33,34 +28,13 @@ def simulate(
     rng: np.random.Generator | int | None,
     chunk: int = 256,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``model`` on ``batch``. rng: an int seed or a Generator; None means noise-free dynamics.
+    """Deprecated: use ``rnnscope.models.simulate(model, batch.inputs, rng=rng, record="both")``.
 
-    Returns outputs (trials, time, outputs) and states x (trials, time, size), float32.
-    """
-    net = _as_model(model)
-    generator = torch_generator(as_generator(rng, name="rng")) if rng is not None else None
-    outputs, states = [], []
-    for start in range(0, batch.trials, chunk):
-        inputs = torch.from_numpy(batch.inputs[start : start + chunk])
-        noise = None
-        if generator is not None and net.config.noise_std > 0:
-            noise = draw_noise((inputs.shape[0], inputs.shape[1], net.size), generator=generator)
-        x = net.trajectories(inputs, noise=noise)
-        states.append(x.numpy())
-        outputs.append(net.readout(x).numpy())
-    return np.concatenate(outputs), np.concatenate(states)
-
-
-@torch.no_grad()
-def _outputs(net: RateRNN, batch: TrialBatch, generator: torch.Generator | None, chunk: int) -> np.ndarray:
-    outputs = []
-    for start in range(0, batch.trials, chunk):
-        inputs = torch.from_numpy(batch.inputs[start : start + chunk])
-        noise = None
-        if generator is not None and net.config.noise_std > 0:
-            noise = draw_noise((inputs.shape[0], inputs.shape[1], net.size), generator=generator)
-        outputs.append(net(inputs, noise=noise).numpy())
-    return np.concatenate(outputs)
+    Returns outputs (trials, time, outputs) and states x (trials, time, size), float32; rng None means
+    noise-free dynamics."""
+    check_int(chunk, "chunk", minimum=1)
+    result = _simulate(model, batch.inputs, rng=rng, record="both", noise=rng is not None)
+    return result.outputs, result.states
 
 
 @dataclass(frozen=True)
@@ -99,13 +73,12 @@ def evaluate(
     chunk: int = 256,
 ) -> Evaluation:
     """Accuracy and loss on ``trials`` fresh trials of ``task`` (with the network's private noise unless
-    ``noise=False``)."""
+    ``noise=False``), run by ``rnnscope.models.simulate`` on the backend it chooses."""
     check_int(trials, "trials", minimum=1)
     rng = as_generator(rng, name="rng")
-    net = _as_model(model)
+    check_int(chunk, "chunk", minimum=1)
     batch = task.sample(trials, rng=rng)
-    generator = torch_generator(rng) if noise else None
-    outputs = _outputs(net, batch, generator, chunk)
+    outputs = _simulate(model, batch.inputs, rng=rng, noise=noise, memory_mb=max(1.0, chunk / 2)).outputs
     correct = correct_trials(outputs, batch)
     return Evaluation(
         accuracy=float(correct.mean()),

@@ -4,31 +4,47 @@ per-epoch atomic checkpoints and exact resume, curricula."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
-import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from rnnscope import io
-from rnnscope._validation import check_int, check_positive, check_probability
+from rnnscope._validation import as_generator, check_int, check_positive, check_probability
 from rnnscope.errors import ConvergenceWarning, RnnscopeError
-from rnnscope.models import FullRankRNN, ModelConfig, RateRNN, build_model, draw_noise, model_from_weights, truncate
+from rnnscope.models import (
+    BACKENDS,
+    FullRankRNN,
+    FusedTrainStep,
+    ModelConfig,
+    RateRNN,
+    build_model,
+    choose_backend,
+    fast_noise,
+    fast_outputs,
+    model_from_weights,
+    stack_parameters,
+    truncate,
+)
 from rnnscope.tasks import Task, TrialBatch, correct_trials, task_spec
+from rnnscope.training._checkpoint import (
+    _optimizer_tensors,
+    _prefixed,
+    _Progress,
+    _resume,
+)
 from rnnscope.training._loss import masked_mse_loss
+from rnnscope.training._optimise import OptimisationConfig, State, run_epochs
 
 __all__ = ["TrainingConfig", "TrainingResult", "Stage", "train", "train_curriculum", "estimate_training_memory",
            "check_memory", "check_device"]
 
-BACKENDS = ("auto", "torch", "fast")
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,13 @@ class TrainingConfig:
     @property
     def batches_per_epoch(self) -> int:
         return self.train_trials // self.batch_size
+
+    @property
+    def optimisation(self) -> OptimisationConfig:
+        """The settings of the optimisation core (one Adam step per batch)."""
+        return OptimisationConfig(epochs=self.epochs, steps_per_epoch=self.batches_per_epoch, lr=self.lr,
+                                  clip_gradient=self.clip_gradient, target_accuracy=self.target_accuracy,
+                                  keep_best=self.keep_best)
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,62 +143,67 @@ def _seed_of(rng: np.random.Generator) -> int:
     return int(rng.integers(0, 2**63 - 1))
 
 
-def _resolve_backend(config: TrainingConfig, model: RateRNN) -> str:
-    if config.backend != "auto":
-        return config.backend
-    if config.device != "cpu":
-        return "torch"
-    from rnnscope.models._fast import fast_path_supported
-
-    return "fast" if fast_path_supported(model) else "torch"
-
-
-def _loss_function(backend: str) -> Callable[..., torch.Tensor]:
-    if backend == "fast":
-        from rnnscope.models._fast import fast_loss
-
-        def fast(model: RateRNN, inputs, targets, mask, seed: int) -> torch.Tensor:
-            return fast_loss(model, inputs, targets, mask, seed=seed)
-
-        return fast
-
-    def plain(model: RateRNN, inputs, targets, mask, seed: int) -> torch.Tensor:
-        noise = None
-        if model.config.noise_std > 0:
-            generator = torch.Generator(device=inputs.device).manual_seed(seed % (2**63))
-            noise = draw_noise((inputs.shape[0], inputs.shape[1], model.size), generator=generator, device=inputs.device)
-        return masked_mse_loss(model(inputs, noise=noise), targets, mask)
-
-    return plain
-
-
-def _clip_in_numpy(params: Sequence[torch.Tensor], max_norm: float) -> None:
-    """clip_grad_norm_ (the formula of train_ensemble's per-network clipping) on CPU gradients through NumPy views:
-    a few microseconds instead of 50, for the fast path's small parameter sets."""
-    grads = [p.grad.numpy() for p in params if p.grad is not None]
-    squares = np.float32(sum(np.dot(g.ravel(), g.ravel()) for g in grads))
-    factor = min(np.float32(max_norm) / (np.sqrt(squares) + np.float32(1e-6)), np.float32(1.0))
-    for g in grads:
-        g *= factor
+def _noise(inputs: torch.Tensor, size: int, seed: int) -> torch.Tensor:
+    """The private noise xi (trials, time, size) of ``seed``: the fused kernels' counter-based draw, so every
+    backend trains on the same noise."""
+    return torch.from_numpy(fast_noise((inputs.shape[0], inputs.shape[1], size), seed)).to(inputs.device)
 
 
 @torch.no_grad()
 def _validate(model: RateRNN, batch: TrialBatch, tensors, seed: int, backend: str) -> tuple[float, float]:
-    """Validation loss and accuracy with the noise of ``seed``, drawn as the training path draws it."""
+    """Validation loss and accuracy with the noise of ``seed`` (the same on every backend)."""
     inputs, targets, mask = tensors
     if backend == "fast":
-        from rnnscope.models._fast import fast_outputs, stack_parameters
-
         outputs = torch.from_numpy(fast_outputs(stack_parameters([model]), inputs, seeds=[seed], alpha=model.config.alpha,
                                                 noise_std=model.config.noise_std, readout_scale=model.readout_scale)[0])
     else:
-        noise = None
-        if model.config.noise_std > 0:
-            generator = torch.Generator(device=inputs.device).manual_seed(seed)
-            noise = draw_noise((inputs.shape[0], inputs.shape[1], model.size), generator=generator, device=inputs.device)
+        noise = _noise(inputs, model.size, seed) if model.config.noise_std > 0 else None
         outputs = model(inputs, noise=noise)
     loss = float(masked_mse_loss(outputs, targets, mask))
     return loss, float(correct_trials(outputs.cpu().numpy(), batch).mean())
+
+
+class _RunObjective:
+    """One network's epochs (an ``Objective`` of the optimisation core): batches in the order of epoch ``epoch``'s
+    generator, on the fused kernels (gradients written straight into ``.grad``, no autograd graph) or in PyTorch."""
+
+    def __init__(self, net: RateRNN, config: TrainingConfig, seed: int, data, backend: str) -> None:
+        self.net, self.config, self.seed, self.backend = net, config, seed, backend
+        train_batch, self.validation_batch, self.validation_seed = data
+        self.validation_tensors = _tensors(self.validation_batch, config.device)
+        if backend == "fast":
+            self.fast_step = FusedTrainStep(net)
+            self.arrays = tuple(np.ascontiguousarray(a, dtype=np.float32)
+                                for a in (train_batch.inputs, train_batch.targets, train_batch.mask))
+        else:
+            self.tensors = _tensors(train_batch, config.device)
+
+    def begin_epoch(self, epoch: int) -> None:
+        self.rng = np.random.default_rng([self.seed, 3, epoch])
+        self.order = self.rng.permutation(self.config.train_trials)
+        self.net.train()
+
+    def step(self, index: int) -> np.ndarray:
+        size = self.config.batch_size
+        rows = self.order[index * size : (index + 1) * size]
+        if self.backend == "fast":
+            inputs, targets, mask = (a[rows] for a in self.arrays)
+            return np.array([self.fast_step(inputs, targets, mask, _seed_of(self.rng))])
+        index_t = torch.from_numpy(rows).to(self.config.device)
+        inputs, targets, mask = (t.index_select(0, index_t) for t in self.tensors)
+        for p in self.net.parameters():
+            p.grad = None
+        seed = _seed_of(self.rng)
+        noise = _noise(inputs, self.net.size, seed) if self.net.config.noise_std > 0 else None
+        loss = masked_mse_loss(self.net(inputs, noise=noise), targets, mask)
+        loss.backward()
+        return np.array([float(loss.detach())])
+
+    def validate(self) -> tuple[np.ndarray, np.ndarray]:
+        self.net.eval()
+        loss, accuracy = _validate(self.net, self.validation_batch, self.validation_tensors, self.validation_seed,
+                                   self.backend)
+        return np.array([loss]), np.array([accuracy])
 
 
 def _training_data(task: Task, config: TrainingConfig, seed: int) -> tuple[TrialBatch, TrialBatch, int]:
@@ -192,32 +220,6 @@ def _training_data(task: Task, config: TrainingConfig, seed: int) -> tuple[Trial
                     f"(options {task_spec(task)['options']}); check the task's parameters"
                 )
     return train_batch, validation_batch, _seed_of(np.random.default_rng([seed, 2]))
-
-
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    state = optimizer.state_dict()
-    tensors = {}
-    for index, values in state["state"].items():
-        for key, value in values.items():
-            tensors[f"optimizer.{index}.{key}"] = torch.as_tensor(value)
-    return tensors, {"param_groups": state["param_groups"]}
-
-
-def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list) -> None:
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for name, value in tensors.items():
-        if name.startswith("optimizer."):
-            _, index, key = name.split(".", 2)
-            state.setdefault(int(index), {})[key] = value
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
-
-
-def _prefixed(prefix: str, model: RateRNN) -> dict[str, torch.Tensor]:
-    return {f"{prefix}.{k}": v for k, v in model.state_dict().items()}
-
-
-def _unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
 
 
 def _run_config(task: Task, model: RateRNN, config: TrainingConfig, seed: int) -> dict[str, Any]:
@@ -316,170 +318,40 @@ def _check_compatible(task: Task, model: ModelConfig) -> None:
         )
 
 
-# -- resuming -----------------------------------------------------------------------------------------------------
-_MISSING = object()
-
-
-def _same(stored: Any, now: Any) -> bool:
-    """JSON values equal, a bool never equal to a number."""
-    if isinstance(stored, bool) or isinstance(now, bool):
-        return type(stored) is type(now) and stored == now
-    if isinstance(stored, list) and isinstance(now, list):
-        return len(stored) == len(now) and all(_same(a, b) for a, b in zip(stored, now, strict=True))
-    if isinstance(stored, dict) and isinstance(now, dict):
-        return stored.keys() == now.keys() and all(_same(stored[k], now[k]) for k in stored)
-    return stored == now
-
-
-def _differences(stored: Any, now: Any, name: str) -> list[tuple[str, Any, Any]]:
-    """(field, stored value, value now) for every leaf where the two configurations differ."""
-    if isinstance(stored, dict) and isinstance(now, dict):
-        found = []
-        for key in list(stored) + [k for k in now if k not in stored]:
-            found += _differences(stored.get(key, _MISSING), now.get(key, _MISSING), f"{name}.{key}")
-        return found
-    return [] if _same(stored, now) else [(name, stored, now)]
-
-
-def _check_same_run(stored: dict[str, Any], run_config: dict[str, Any], path: Path) -> None:
-    """Resume continues the stored run only: every field of the task, model, training configuration and seed must
-    equal the stored one, except ``training.epochs``, which may be raised (train longer)."""
-    now = json.loads(json.dumps(run_config))  # as stored: tuples become lists
-    for key in ("task", "model", "training", "seed"):
-        for name, old, new in _differences(stored.get(key, _MISSING), now[key], key):
-            if name == "training.epochs" and _is_int(old) and _is_int(new) and new >= old:
-                continue
-            shown = lambda v: "missing" if v is _MISSING else repr(v)  # noqa: E731
-            rule = " (epochs may only be raised)" if name == "training.epochs" else ""
-            raise RnnscopeError(f"{path}: cannot resume: {name} is {shown(old)} in the stored run but {shown(new)} "
-                                f"now{rule}; use the stored value or choose another --out")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
-
-
-_HISTORY_KEYS = ("epoch", "loss", "validation_loss", "validation_accuracy", "seconds")
-
-
-@dataclass
-class _Progress:
-    """Where a run stands: the epoch to train next, the learning curve, the best network so far."""
-
-    epoch: int
-    history: list[dict[str, float]]
-    best_epoch: int
-    best_loss: float
-    best_state: dict[str, torch.Tensor]
-    stopped_early: bool
-
-    @classmethod
-    def fresh(cls, net: RateRNN) -> _Progress:
-        return cls(0, [], -1, float("inf"), {k: v.detach().clone() for k, v in net.state_dict().items()}, False)
-
-
-def _checked_state(state: Any, config: TrainingConfig, path: Path) -> dict[str, Any]:
-    """The JSON state of a checkpoint, each field checked (type, range, consistency) before use."""
-    def bad(field: str, why: str) -> RnnscopeError:
-        return RnnscopeError(f"{path}: state field {field!r} {why}")
-
-    if not isinstance(state, dict):
-        raise RnnscopeError(f"{path}: checkpoint state must be a JSON object")
-    for key in ("epoch", "history", "best_epoch", "best_loss", "stopped_early"):
-        if key not in state:
-            raise bad(key, "is missing")
-    epoch = state["epoch"]
-    if not _is_int(epoch) or not 1 <= epoch <= config.epochs:
-        raise bad("epoch", f"must be an integer in [1, {config.epochs}], got {epoch!r:.80}")
-    history = state["history"]
-    if not isinstance(history, list) or len(history) != epoch:
-        raise bad("history", f"must be a list of {epoch} epochs, got {history!r:.80}")
-    for index, row in enumerate(history):
-        if not isinstance(row, dict) or sorted(row) != sorted(_HISTORY_KEYS):
-            raise bad(f"history[{index}]", f"must be an object with {', '.join(_HISTORY_KEYS)}, got {row!r:.80}")
-        if row["epoch"] != index or not _is_int(row["epoch"]):
-            raise bad(f"history[{index}].epoch", f"must be {index}, got {row['epoch']!r:.80}")
-        for key in _HISTORY_KEYS[1:]:
-            if not _is_real(row[key]) or row[key] < 0 or (key == "validation_accuracy" and row[key] > 1):
-                raise bad(f"history[{index}].{key}", f"must be a finite number >= 0, got {row[key]!r:.80}")
-    best_epoch = state["best_epoch"]
-    if not _is_int(best_epoch) or not 0 <= best_epoch < epoch:
-        raise bad("best_epoch", f"must be an integer in [0, {epoch - 1}], got {best_epoch!r:.80}")
-    best_loss = state["best_loss"]
-    if not _is_real(best_loss) or best_loss != history[best_epoch]["validation_loss"]:
-        raise bad("best_loss", f"must be the validation loss of epoch {best_epoch}, got {best_loss!r:.80}")
-    if not isinstance(state["stopped_early"], bool):
-        raise bad("stopped_early", f"must be true or false, got {state['stopped_early']!r:.80}")
-    return state
-
-
-def _checkpoint_shapes(net: RateRNN, optimizer: torch.optim.Optimizer) -> dict[str, tuple[int, ...]]:
-    """Every tensor a checkpoint of this network holds, with its shape: the network, the best network and Adam's
-    state of each trainable parameter (its step and two moments)."""
-    shapes = {}
-    for prefix in ("model", "best"):
-        shapes.update({f"{prefix}.{k}": tuple(v.shape) for k, v in net.state_dict().items()})
-    for index, param in enumerate(optimizer.param_groups[0]["params"]):
-        shapes[f"optimizer.{index}.step"] = ()
-        shapes[f"optimizer.{index}.exp_avg"] = tuple(param.shape)
-        shapes[f"optimizer.{index}.exp_avg_sq"] = tuple(param.shape)
-    return shapes
-
-
-def _resume(out_path: Path, run_config: dict[str, Any], config: TrainingConfig, net: RateRNN,
-            optimizer: torch.optim.Optimizer) -> _Progress | None:
-    """The progress stored in ``out_path`` (restored into ``net`` and ``optimizer``), None if the run must start
-    from the beginning; refuses anything but a run of ``train`` with this configuration."""
-    config_path = out_path / io.CONFIG_NAME
-    if (out_path / io.WEIGHTS_NAME).exists() and not (out_path / io.CHECKPOINT_NAME).exists():
-        raise RnnscopeError(
-            f"{out_path}: holds a network without {io.CHECKPOINT_NAME} (imported, designed or written by a curriculum), "
-            f"not a checkpointed training run; cannot resume: choose another --out"
-        )
-    _check_same_run(io.read_config(out_path), run_config, config_path)
-    checkpoint = io.load_checkpoint(out_path)
-    if checkpoint is None:  # a run of ours killed before its first checkpoint: start it again
-        return None
-    path = out_path / io.CHECKPOINT_NAME
-    tensors, state = checkpoint
-    state = _checked_state(state, config, path)
-    io.check_tensors(tensors, _checkpoint_shapes(net, optimizer), path)
-    for name, value in tensors.items():
-        if name.endswith(".exp_avg_sq") and bool((value < 0).any()):
-            raise RnnscopeError(f"{path}: tensor {name!r} has negative values (a second moment is >= 0)")
-        if name.endswith(".step") and float(value) < 0:
-            raise RnnscopeError(f"{path}: tensor {name!r} must be >= 0, got {float(value)}")
-    dtype = next(iter(net.state_dict().values())).dtype
-    tensors = {k: v.to(dtype) for k, v in tensors.items()}
-    net.load_state_dict(_unprefixed("model", tensors))
-    # param_groups (lr, betas, ...) come from this run's configuration, which equals the stored one
-    _restore_optimizer(optimizer, tensors, optimizer.state_dict()["param_groups"])
-    progress = _Progress(state["epoch"], list(state["history"]), state["best_epoch"], float(state["best_loss"]),
-                         _unprefixed("best", tensors), state["stopped_early"])
-    if progress.stopped_early:
-        progress.epoch = config.epochs
-    return progress
-
-
 # -- training -----------------------------------------------------------------------------------------------------
+def _run_seed(rng: int | np.random.Generator | None, seed: int | None, name: str = "rng") -> int:
+    """The int seed a run records: ``rng`` itself when an int, one draw when a Generator; ``seed`` is the
+    deprecated spelling of an int ``rng``."""
+    if seed is not None:
+        if rng is not None:
+            raise RnnscopeError("seed: pass either rng or seed (deprecated), not both")
+        warnings.warn("seed= is deprecated; pass rng= (an int seed is recorded as before)", DeprecationWarning,
+                      stacklevel=3)
+        rng, name = seed, "seed"
+    if isinstance(rng, np.random.Generator):
+        return int(rng.integers(0, MAX_SEED))
+    if rng is None:
+        as_generator(None, name=name)  # raises: rnnscope never draws hidden randomness
+    return check_int(rng, name, minimum=0, maximum=MAX_SEED)
+
+
 def train(
     task: Task,
     model: ModelConfig | RateRNN,
     config: TrainingConfig = TrainingConfig(),
     *,
-    seed: int,
+    rng: int | np.random.Generator | None = None,
+    seed: int | None = None,
     out: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
 ) -> TrainingResult:
     """Train a network on ``task``; returns the trained network and its learning curve.
 
-    model: a ModelConfig (a fresh network initialised from ``seed``) or a network to start from (not modified:
-    a copy is trained). seed: an integer in [0, 2**63 - 1]; every random draw derives from it.
+    model: a ModelConfig (a fresh network initialised from the run's seed) or a network to start from (not
+    modified: a copy is trained). rng: an int seed in [0, 2**63 - 1], recorded in ``config.json`` (every random
+    draw derives from it, so the run can be reproduced exactly), or a Generator, from which one such seed is
+    drawn and recorded. ``seed=`` is the deprecated name of an int ``rng``.
 
     With ``out``, the run directory (missing or empty, unless resuming) is locked against other processes while
     it is written; it gets ``config.json`` at once, a checkpoint every epoch, ``metrics.jsonl`` and finally
@@ -491,9 +363,9 @@ def train(
     train longer.
 
     Checked before anything is built or written: the seed, the device, finite training data and the memory the
-    training needs.
+    training needs. The backend is ``rnnscope.models.choose_backend``'s choice for ``config.backend``.
     """
-    check_int(seed, "seed", minimum=0, maximum=MAX_SEED)
+    seed = _run_seed(rng, seed)
     if not isinstance(model, (ModelConfig, RateRNN)):
         raise RnnscopeError(f"model: expected a ModelConfig or a RateRNN, got {type(model).__name__}")
     model_config = model if isinstance(model, ModelConfig) else model.config
@@ -510,7 +382,7 @@ def train(
         )
     net = net.to(config.device)
     run_config = _run_config(task, net, config, seed)
-    backend = _resolve_backend(config, net)
+    backend = choose_backend(net, device=config.device, backend=config.backend, training=True)
     # fused Adam: one kernel for all parameters (0.04 ms a step instead of 0.12 on the fast path)
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=config.lr,
                                  fused=True if backend == "fast" else None)
@@ -545,81 +417,37 @@ def _fit(
     seed: int,
     data: tuple[TrialBatch, TrialBatch, int],
     backend: str,
-    state: _Progress,
+    progress_state: _Progress,
     out_path: Path | None,
     progress: bool,
 ) -> TrainingResult:
-    """The training loop, from ``state`` on; checkpoints into ``out_path`` (locked by the caller) if given."""
-    train_batch, validation_batch, validation_seed = data
-    train_tensors = _tensors(train_batch, config.device)
-    validation_tensors = _tensors(validation_batch, config.device)
-    loss_fn = _loss_function(backend)
-    if backend == "fast":
-        from rnnscope.models._fast import _TrainStep
-
-        fast_step = _TrainStep(net)
-        train_arrays = tuple(np.ascontiguousarray(a, dtype=np.float32)
-                             for a in (train_batch.inputs, train_batch.targets, train_batch.mask))
+    """The optimisation core on one network, from ``progress_state`` on; checkpoints into ``out_path`` (locked by
+    the caller) after every epoch if given."""
+    names = [name for name, p in net.named_parameters() if p.requires_grad]
     params = [p for p in net.parameters() if p.requires_grad]
-    history, best_state, best_loss, best_epoch = state.history, state.best_state, state.best_loss, state.best_epoch
-    stopped_early = bool(history) and config.target_accuracy is not None and (
-        history[-1]["validation_accuracy"] >= config.target_accuracy
-    )
+    state = State(progress_state.epoch, [progress_state.history], np.array([progress_state.best_epoch]),
+                  np.array([progress_state.best_loss]),
+                  [progress_state.best_state[name].detach().clone().to(p.device) for name, p in zip(names, params, strict=True)],
+                  np.array([progress_state.stopped_early]))
 
-    bar = tqdm(range(state.epoch, config.epochs), disable=not progress, desc=f"train {task.name}", unit="epoch",
-               initial=state.epoch, total=config.epochs)
-    for epoch in bar:
-        if stopped_early:
-            break
-        began = time.perf_counter()
-        epoch_rng = np.random.default_rng([seed, 3, epoch])
-        order = epoch_rng.permutation(config.train_trials)
-        losses = []
-        net.train()
-        for b in range(config.batches_per_epoch):
-            if backend == "fast":  # no autograd graph: the kernel writes the gradients into .grad
-                rows = order[b * config.batch_size : (b + 1) * config.batch_size]
-                inputs, targets, mask = (a[rows] for a in train_arrays)
-                losses.append(fast_step(inputs, targets, mask, _seed_of(epoch_rng)))
-            else:
-                index = torch.from_numpy(order[b * config.batch_size : (b + 1) * config.batch_size]).to(config.device)
-                inputs, targets, mask = (t.index_select(0, index) for t in train_tensors)
-                optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(net, inputs, targets, mask, _seed_of(epoch_rng))
-                loss.backward()
-                losses.append(float(loss.detach()))
-            if config.clip_gradient is not None:
-                if backend == "fast":
-                    _clip_in_numpy(params, config.clip_gradient)
-                else:
-                    torch.nn.utils.clip_grad_norm_(params, config.clip_gradient)
-            optimizer.step()
-        net.eval()
-        val_loss, val_acc = _validate(net, validation_batch, validation_tensors, validation_seed, backend)
-        if not (np.isfinite(val_loss) and np.all(np.isfinite(losses))):
-            # the data were checked finite before training, so the optimisation itself blew up
-            raise RnnscopeError(f"lr: training diverged at epoch {epoch} (training loss {float(np.mean(losses))}, "
-                                f"validation loss {val_loss}); try a learning rate lower than {config.lr}")
-        row = {"epoch": epoch, "loss": float(np.mean(losses)), "validation_loss": val_loss,
-               "validation_accuracy": val_acc, "seconds": time.perf_counter() - began}
-        history.append(row)
-        if val_loss < best_loss or not config.keep_best:
-            best_loss, best_epoch = val_loss, epoch
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        stopped_early = config.target_accuracy is not None and val_acc >= config.target_accuracy
-        bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{val_acc:.3f}")
-        if out_path is not None:
-            opt_tensors, opt_state = _optimizer_tensors(optimizer)
-            tensors = {**_prefixed("model", net), **{f"best.{k}": v for k, v in best_state.items()}, **opt_tensors}
-            checkpoint = {"epoch": epoch + 1, "history": history, "best_epoch": best_epoch, "best_loss": best_loss,
-                          "stopped_early": stopped_early, **opt_state}
-            io.save_checkpoint(out_path, tensors, checkpoint)
-            io.write_metrics(out_path, history)
-    bar.close()
+    def best_state() -> dict[str, torch.Tensor]:
+        best = dict(zip(names, state.best, strict=True))
+        return {k: best.get(k, v).detach().clone() for k, v in net.state_dict().items()}
 
-    if config.keep_best and history:
-        net.load_state_dict(best_state)
+    def checkpoint(state: State) -> None:
+        opt_tensors, opt_state = _optimizer_tensors(optimizer)
+        tensors = {**_prefixed("model", net), **{f"best.{k}": v for k, v in best_state().items()}, **opt_tensors}
+        stored = {"epoch": state.epoch, "history": state.histories[0], "best_epoch": int(state.best_epoch[0]),
+                  "best_loss": float(state.best_loss[0]), "stopped_early": bool(state.stopped_early[0]), **opt_state}
+        io.save_checkpoint(out_path, tensors, stored)
+        io.write_metrics(out_path, state.histories[0])
+
+    objective = _RunObjective(net, config, seed, data, backend)
+    run_epochs(params, objective, optimizer, config.optimisation, state, on_epoch=checkpoint if out_path else None,
+               progress=progress, desc=f"train {task.name}")
+    history = state.histories[0]
     net = net.cpu()
+    stopped_early = bool(state.stopped_early[0])
     if history and config.target_accuracy is not None and not stopped_early:
         warnings.warn(
             f"validation accuracy {max(r['validation_accuracy'] for r in history):.3f} never reached "
@@ -628,7 +456,7 @@ def _fit(
     if out_path is not None:
         io.write_metrics(out_path, history)  # again: a run killed after its last checkpoint resumes here
         io.save_weights(out_path, net)
-    return TrainingResult(net, tuple(history), max(best_epoch, 0), stopped_early, out_path)
+    return TrainingResult(net, tuple(history), max(int(state.best_epoch[0]), 0), stopped_early, out_path)
 
 
 def train_curriculum(
@@ -636,7 +464,8 @@ def train_curriculum(
     model: ModelConfig | RateRNN,
     config: TrainingConfig = TrainingConfig(),
     *,
-    seed: int,
+    rng: int | np.random.Generator | None = None,
+    seed: int | None = None,
     out: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
@@ -647,7 +476,8 @@ def train_curriculum(
     with the history of every stage concatenated."""
     if not stages:
         raise RnnscopeError("stages: a curriculum needs at least one stage")
-    check_int(seed, "seed", minimum=0, maximum=MAX_SEED - (len(stages) - 1))  # stage k trains from seed + k
+    seed = _run_seed(rng, seed)
+    check_int(seed, "rng", minimum=0, maximum=MAX_SEED - (len(stages) - 1))  # stage k trains from seed + k
     if out is not None and not resume:
         io.check_new_run_dir(out)
     current: ModelConfig | RateRNN = model
@@ -664,7 +494,7 @@ def train_curriculum(
             run = io.load_run(stage_out)
             result = TrainingResult(run.model, tuple(io.read_metrics(stage_out)), 0, False, stage_out)
         else:
-            result = train(stage.task, current, stage_config, seed=seed + k, out=stage_out,
+            result = train(stage.task, current, stage_config, rng=seed + k, out=stage_out,
                            resume=resume and stage_out is not None and (stage_out / io.CONFIG_NAME).is_file(),
                            progress=progress)
         history.extend({**row, "stage": k} for row in result.history)

@@ -1,0 +1,280 @@
+"""Commands that analyse one run: latent dynamics, fixed points, truncation, population structure."""
+
+from __future__ import annotations
+
+import click
+
+from rnnscope._cli_common import (
+    DEFAULT_MAX_POPULATIONS,
+    allow_task_option,
+    constant_inputs,
+    emit,
+    figure_option,
+    figure_targets,
+    input_option,
+    json_option,
+    low_rank,
+    out_option,
+    seed_option,
+)
+from rnnscope.errors import RnnscopeError
+
+__all__ = ["ANALYSIS_COMMANDS"]
+
+
+@click.command("analyze")
+@click.argument("run")
+@allow_task_option
+@click.option("--trials", type=int, default=200, show_default=True, help="Trials simulated for epoch statistics.")
+@seed_option
+@json_option
+def analyze_command(run, trials, seed, as_json) -> None:
+    """Overlaps, effective overlaps per task epoch, fixed points and variance explained by span(M, W_in)."""
+    from rnnscope.analysis import analyze_on_task
+
+    loaded, weights = low_rank(run)
+    result = analyze_on_task(weights, loaded.task, trials=trials, rng=seed).to_dict()
+
+    def text(d):
+        lines = [f"rank {d['rank']}, size {d['size']}", f"overlaps n.m/N: {d['overlaps']}",
+                 f"input overlaps n.w_in/N: {d['input_overlaps']}",
+                 f"variance explained by span(M, W_in): {d['variance_explained']:.3f}",
+                 "fixed points without input:"]
+        lines += [f"  {p['class']:8s} kappa = {[round(k, 4) for k in p['kappa']]}" for p in d["fixed_points"]]
+        lines += [f"effective overlaps, {name}: {eff['overlaps']}" for name, eff in d["effective_overlaps"].items()]
+        return "\n".join(lines)
+
+    emit(result, as_json, text)
+
+
+@click.command("fixed-points")
+@click.argument("run")
+@allow_task_option
+@input_option
+@click.option("--mean-field", is_flag=True, help="Use the infinite-size (mean-field) dynamics.")
+@click.option("--starts", type=int, default=100, show_default=True)
+@seed_option
+@json_option
+def fixed_points_command(run, input_pairs, mean_field, starts, seed, as_json) -> None:
+    """Fixed points of the latent dynamics with their stability, and ring / limit-cycle flags."""
+    from rnnscope.analysis import find_fixed_points
+
+    loaded, weights = low_rank(run)
+    result = find_fixed_points(weights, inputs=constant_inputs(input_pairs, loaded.task.input_names), mean_field=mean_field,
+                               starts=starts, rng=seed).to_dict()
+
+    def text(d):
+        lines = [f"{p['class']:8s} kappa = {[round(k, 4) for k in p['kappa']]}" for p in d["fixed_points"]]
+        return "\n".join(lines + [f"ring attractor: {d['ring']}", f"limit cycle: {d['limit_cycle']}"])
+
+    emit(result, as_json, text)
+
+
+@click.command("flow")
+@click.argument("run")
+@allow_task_option
+@input_option
+@click.option("--mean-field", is_flag=True, help="Use the infinite-size (mean-field) dynamics.")
+@click.option("--resolution", type=int, default=50, show_default=True)
+@seed_option
+@out_option("flow.png and flow.svg")
+@figure_option
+def flow_command(run, input_pairs, mean_field, resolution, seed, out, figure) -> None:
+    """Draw the latent flow field with its fixed points."""
+    from rnnscope import io
+    from rnnscope.analysis import find_fixed_points, flow_field
+    from rnnscope.plots import plot_flow_field
+
+    targets = figure_targets(out, figure, "flow")
+    loaded, weights = low_rank(run)
+    inputs = constant_inputs(input_pairs, loaded.task.input_names)
+    points = find_fixed_points(weights, inputs=inputs, mean_field=mean_field, rng=seed)
+    field = flow_field(weights, inputs=inputs, mean_field=mean_field, resolution=resolution)
+    figure_object = plot_flow_field(field, points)
+    for target in targets:
+        io.save_figure(figure_object, target)
+    click.echo(f"flow field -> {', '.join(map(str, targets))}")
+
+
+@click.command("truncate")
+@click.argument("run")
+@allow_task_option
+@click.option("--ranks", default="1,2,3,4,5", show_default=True, help="Comma-separated ranks to try.")
+@click.option("--trials", type=int, default=500, show_default=True)
+@click.option("--tolerance", type=float, default=0.02, show_default=True)
+@seed_option
+@json_option
+def truncate_command(run, ranks, trials, tolerance, seed, as_json) -> None:
+    """What rank does a full-rank network need? Accuracy of its truncated-SVD versions."""
+    from rnnscope import io
+    from rnnscope.analysis import truncation_accuracy
+    from rnnscope.models import FullRankWeights
+
+    loaded = io.load_run(run)
+    weights = loaded.model.weights()
+    if not isinstance(weights, FullRankWeights):
+        raise RnnscopeError(f"{run}: already a low-rank network (rank {weights.rank}); truncation needs a full-rank one")
+    try:
+        wanted = [int(r) for r in ranks.split(",") if r.strip()]
+    except ValueError:
+        raise RnnscopeError(f"--ranks: expected comma-separated integers, got {ranks!r}") from None
+    result = truncation_accuracy(weights, loaded.task, ranks=wanted, trials=trials, tolerance=tolerance, rng=seed)
+    emit(result.to_dict(), as_json, lambda d: "\n".join(
+        [f"full network: {d['full_accuracy']:.3f}"]
+        + [f"rank {r}: {a:.3f}" for r, a in zip(d["ranks"], d["accuracy"], strict=True)]
+        + [f"rank needed (within {d['tolerance']}): {d['needed']}"]))
+
+
+@click.command("populations")
+@click.argument("run")
+@allow_task_option
+@click.option("--max-populations", type=int, default=DEFAULT_MAX_POPULATIONS, show_default=True)
+@click.option("--method", type=click.Choice(["em", "bayes"]), default="bayes", show_default=True,
+              help="Variational Bayesian mixtures (the paper's, used by every population command) or maximum "
+                   "likelihood (em).")
+@click.option("--restarts", type=int, default=10, show_default=True)
+@seed_option
+@json_option
+def populations_command(run, max_populations, method, restarts, seed, as_json) -> None:
+    """Gaussian-mixture fits of the loadings for P = 1..max: BIC, chosen P, sizes, means, covariances, stability."""
+    from rnnscope.analysis import fit_populations, loadings
+
+    _, weights = low_rank(run)
+    fit = fit_populations(loadings(weights), rng=seed, max_populations=max_populations, restarts=restarts, method=method,
+                          progress=not as_json)
+    emit(fit.to_dict(), as_json, lambda d: "\n".join(
+        [f"chosen P = {d['chosen']} (lowest BIC)"]
+        + [f"  P={f['populations']}: BIC {f['bic']:.1f}, sizes {f['sizes']}, label agreement {f['label_agreement']:.2f}" for f in d["fits"]]))
+
+
+@click.command("resample")
+@click.argument("run")
+@allow_task_option
+@click.option("--populations", type=int, required=True, help="1: one Gaussian; P: the network's P populations.")
+@click.option("--networks", type=int, default=20, show_default=True)
+@click.option("--size", type=int, default=None, help="Neurons of each resampled network (default: the run's).")
+@click.option("--trials", type=int, default=500, show_default=True)
+@click.option("--zero-mean", is_flag=True, help="Force each population's mean to zero (the paper's convention).")
+@seed_option
+@json_option
+def resample_command(run, populations, networks, size, trials, zero_mean, seed, as_json) -> None:
+    """Accuracy of networks resampled from the loading statistics, in one batched simulation."""
+    from rnnscope.analysis import resample_network
+
+    loaded, weights = low_rank(run)
+    result = resample_network(weights, loaded.task, populations=populations, rng=seed, networks=networks, size=size,
+                              trials=trials, zero_mean=zero_mean, progress=not as_json)
+    emit(result.to_dict(), as_json, lambda d: (
+        f"{d['populations']} population(s), N = {d['size']}: mean accuracy {d['mean']:.3f} over {len(d['accuracy'])} "
+        f"networks (trained network: {d['trained_accuracy']:.3f})"))
+
+
+@click.command("minimal-populations")
+@click.argument("run")
+@allow_task_option
+@click.option("--max-populations", type=int, default=DEFAULT_MAX_POPULATIONS, show_default=True)
+@click.option("--networks", type=int, default=10, show_default=True)
+@click.option("--size", type=int, default=None, help="Neurons of each resampled network (default: the run's).")
+@click.option("--trials", type=int, default=500, show_default=True)
+@click.option("--tolerance", type=float, default=0.05, show_default=True)
+@click.option("--zero-mean", is_flag=True, help="Force each population's mean to zero.")
+@click.option("--retrain", is_flag=True,
+              help="Also retrain each population model (means, covariances) by gradient descent, then resample.")
+@click.option("--retrain-epochs", type=int, default=200, show_default=True)
+@seed_option
+@json_option
+def minimal_populations_command(
+    run, max_populations, networks, size, trials, tolerance, zero_mean, retrain, retrain_epochs, seed, as_json
+) -> None:
+    """Smallest number of populations whose resampled networks match the trained network."""
+    from rnnscope.analysis import minimal_populations
+
+    loaded, weights = low_rank(run)
+    from rnnscope._validation import as_generator
+
+    rng = as_generator(seed)
+    batch = loaded.task.sample(trials, rng=rng)
+    result = minimal_populations(weights, batch, rng=rng, max_populations=max_populations, networks=networks,
+                                 size=size, tolerance=tolerance, zero_mean=zero_mean, retrain=retrain,
+                                 task=loaded.task, retrain_epochs=retrain_epochs, progress=not as_json)
+
+    def text(d: dict) -> str:
+        line = (f"minimal populations: {d['populations']} (trained accuracy {d['trained_accuracy']:.3f}; mean "
+                f"resampled accuracy per P: {[None if a is None else round(a, 3) for a in d['mean_accuracy']]}")
+        if d["retrain"]:
+            line += f"; after retraining: {[None if a is None else round(a, 3) for a in d['mean_retrained_accuracy']]}"
+        return line + ")"
+
+    emit(result.to_dict(), as_json, text)
+
+
+@click.command("epairs")
+@click.argument("run")
+@allow_task_option
+@click.option("--space", type=click.Choice(["connectivity", "selectivity"]), default="connectivity", show_default=True)
+@click.option("--draws", "--null-draws", "null_draws", type=int, default=500, show_default=True,
+              help="Gaussian null clouds drawn.")
+@click.option("--trials", type=int, default=400, show_default=True, help="Trials for the selectivity space.")
+@seed_option
+@json_option
+def epairs_command(run, space, null_draws, trials, seed, as_json) -> None:
+    """ePAIRS test of non-random population structure (Raposo et al. 2014)."""
+    from rnnscope.analysis import connectivity_epairs, selectivity_epairs
+
+    loaded, weights = low_rank(run)
+    if space == "connectivity":
+        result = connectivity_epairs(weights, rng=seed, draws=null_draws)
+    else:
+        result = selectivity_epairs(weights, loaded.task, rng=seed, draws=null_draws, trials=trials)
+    emit({"space": space, **result.to_dict()}, as_json, lambda d: f"ePAIRS ({space}): p = {d['p_value']:.3g}, c = {d['c']:.3f}")
+
+
+@click.command("selectivity")
+@click.argument("run")
+@allow_task_option
+@click.option("--trials", type=int, default=400, show_default=True)
+@seed_option
+@json_option
+def selectivity_command(run, trials, seed, as_json) -> None:
+    """Linear regressions of each neuron's rate on the task variables over time (Mante et al. 2013)."""
+    from rnnscope.analysis import selectivity_on_task
+
+    loaded, weights = low_rank(run)
+    result = selectivity_on_task(weights, loaded.task, rng=seed, trials=trials)
+    emit(result.to_dict(), as_json, lambda d: "\n".join(
+        f"{v:24s} strongest at step {s}" for v, s in zip(d["variables"], d["peak_steps"], strict=True)))
+
+
+@click.command("inactivate")
+@click.argument("run")
+@allow_task_option
+@click.option("--population", type=int, default=None, help="Report only this population (0-based); default all.")
+@click.option("--populations", type=int, default=2, show_default=True, help="Number of populations to fit.")
+@click.option("--gain", type=float, default=0.0, show_default=True, help="0 silences; other values scale the gain.")
+@click.option("--trials", type=int, default=500, show_default=True)
+@click.option("--group-by", default=None, help="Condition to split accuracy by (default: context or modality).")
+@seed_option
+@json_option
+def inactivate_command(run, population, populations, gain, trials, group_by, seed, as_json) -> None:
+    """Silence (or scale) a population and report accuracy per context."""
+    from rnnscope.analysis import inactivate_populations
+
+    loaded, weights = low_rank(run)
+    result = inactivate_populations(weights, loaded.task, populations=populations, rng=seed, trials=trials, gain=gain,
+                                    group_by=group_by).to_dict()
+    if population is not None:
+        if not 0 <= population < populations:
+            raise RnnscopeError(f"--population: must be in 0..{populations - 1}, got {population}")
+        result["scaled"] = [result["scaled"][population]]
+
+    def text(d):
+        lines = [f"intact: {d['intact']}"]
+        lines += [f"population {s['population']} x{d['gain']:g}: {s['accuracy']}" for s in d["scaled"]]
+        return "\n".join(lines)
+
+    emit(result, as_json, text)
+
+
+ANALYSIS_COMMANDS = (analyze_command, fixed_points_command, flow_command, truncate_command, populations_command,
+                     resample_command, minimal_populations_command, epairs_command, selectivity_command,
+                     inactivate_command)
