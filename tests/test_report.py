@@ -140,7 +140,7 @@ def test_summary_is_generated_from_the_numbers(reference_run, tmp_path):
     files = report(reference_run, out=tmp_path, config=config, rng=1)
     summary = json.loads((tmp_path / "data" / "summary.json").read_text())["summary"]
     assert f"n.m/N = {overlap:.2f}" in summary
-    assert summary.startswith("rank-1 network of 512 neurons")
+    assert summary.startswith("A rank-1 network of 512 neurons")
     behaviour = json.loads((tmp_path / "data" / "behaviour.json").read_text())
     assert behaviour["evaluation"]["accuracy"] > 0.9
     (curve,) = behaviour["psychometric"]["curves"]

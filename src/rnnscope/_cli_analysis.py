@@ -36,12 +36,35 @@ def analyze_command(run, trials, seed, as_json) -> None:
     result = analyze_on_task(weights, loaded.task, trials=trials, rng=seed).to_dict()
 
     def text(d):
-        lines = [f"rank {d['rank']}, size {d['size']}", f"overlaps n.m/N: {d['overlaps']}",
-                 f"input overlaps n.w_in/N: {d['input_overlaps']}",
-                 f"variance explained by span(M, W_in): {d['variance_explained']:.3f}",
-                 "fixed points without input:"]
-        lines += [f"  {p['class']:8s} kappa = {[round(k, 4) for k in p['kappa']]}" for p in d["fixed_points"]]
-        lines += [f"effective overlaps, {name}: {eff['overlaps']}" for name, eff in d["effective_overlaps"].items()]
+        from rnnscope.report import value_name
+
+        names = loaded.task.input_names
+        rank = d["rank"]
+        lines = [f"rank {rank}, size {d['size']}  (full numbers: --json)", "overlaps n_i.m_j/N:"]
+        lines += [f"  n{i + 1}: " + "  ".join(f"m{j + 1} {v:+.3f}" for j, v in enumerate(row))
+                  for i, row in enumerate(d["overlaps"])]
+        lines += ["input overlaps n_i.w_in/N:"]
+        lines += [f"  n{i + 1}: " + "  ".join(f"{names[j]} {v:+.3f}" for j, v in enumerate(row))
+                  for i, row in enumerate(d["input_overlaps"])]
+        lines += [f"variance explained by span(M, W_in): {d['variance_explained']:.1%}"]
+        classes = [p["class"] for p in d["fixed_points"]]
+        counts = ", ".join(f"{classes.count(c)} {c}" for c in dict.fromkeys(classes))
+        lines += [f"fixed points without input: {len(classes)}" + (f" ({counts})" if classes else "")]
+        lines += [f"  {p['class']:8s} kappa = ({', '.join(f'{k:+.3f}' for k in p['kappa'])})" for p in d["fixed_points"]]
+
+        def matrix(eff):
+            recurrent = "  ".join(f"n{i + 1}.m{j + 1} {v:+.3f}" for i, row in enumerate(eff["overlaps"])
+                                  for j, v in enumerate(row))
+            inputs = "  ".join(f"n{i + 1}.{names[j]} {v:+.3f}" for i, row in enumerate(eff["input_overlaps"])
+                               for j, v in enumerate(row))
+            return f"{recurrent} | {inputs}"
+
+        lines += ["effective overlaps (gain-weighted), all trials:"]
+        lines += [f"  {name:10s} {matrix(eff)}" for name, eff in d["effective_overlaps"].items()]
+        for group, per_epoch in d["effective_overlaps_by_condition"].items():
+            condition, _, value = group.partition("=")
+            lines += [f"effective overlaps, {condition} {value_name(loaded.task, condition, value)}:"]
+            lines += [f"  {name:10s} {matrix(eff)}" for name, eff in per_epoch.items()]
         return "\n".join(lines)
 
     emit(result, as_json, text)
@@ -155,24 +178,32 @@ def populations_command(run, max_populations, method, restarts, seed, as_json) -
 @click.option("--size", type=int, default=None, help="Neurons of each resampled network (default: the run's).")
 @click.option("--trials", type=int, default=500, show_default=True)
 @click.option("--zero-mean", is_flag=True, help="Force each population's mean to zero (the paper's convention).")
+@click.option("--method", type=click.Choice(["em", "bayes"]), default="bayes", show_default=True,
+              help="Mixture fit that labels the neurons (the same as every population command).")
+@click.option("--tolerance", type=float, default=0.05, show_default=True,
+              help="Accuracy gap to the trained network beyond which the output suggests --size or --retrain.")
 @seed_option
 @json_option
-def resample_command(run, populations, networks, size, trials, zero_mean, seed, as_json) -> None:
+def resample_command(run, populations, networks, size, trials, zero_mean, method, tolerance, seed, as_json) -> None:
     """Accuracy of networks resampled from the loading statistics, in one batched simulation."""
     from rnnscope.analysis import resample_network
 
     loaded, weights = low_rank(run)
     result = resample_network(weights, loaded.task, populations=populations, rng=seed, networks=networks, size=size,
-                              trials=trials, zero_mean=zero_mean, progress=not as_json)
+                              trials=trials, zero_mean=zero_mean, method=method, tolerance=tolerance,
+                              progress=not as_json)
     emit(result.to_dict(), as_json, lambda d: (
         f"{d['populations']} population(s), N = {d['size']}: mean accuracy {d['mean']:.3f} over {len(d['accuracy'])} "
-        f"networks (trained network: {d['trained_accuracy']:.3f})"))
+        f"networks (trained network: {d['trained_accuracy']:.3f})"
+        f"\n{d['method']} fit, population sizes {d['population_sizes']}"
+        + (f"\n{d['advice']}" if d["advice"] else "")))
 
 
 @click.command("minimal-populations")
 @click.argument("run")
 @allow_task_option
 @click.option("--max-populations", type=int, default=DEFAULT_MAX_POPULATIONS, show_default=True)
+@click.option("--min-populations", type=int, default=1, show_default=True, help="First P tried.")
 @click.option("--networks", type=int, default=10, show_default=True)
 @click.option("--size", type=int, default=None, help="Neurons of each resampled network (default: the run's).")
 @click.option("--trials", type=int, default=500, show_default=True)
@@ -180,11 +211,16 @@ def resample_command(run, populations, networks, size, trials, zero_mean, seed, 
 @click.option("--zero-mean", is_flag=True, help="Force each population's mean to zero.")
 @click.option("--retrain", is_flag=True,
               help="Also retrain each population model (means, covariances) by gradient descent, then resample.")
-@click.option("--retrain-epochs", type=int, default=200, show_default=True)
+@click.option("--retrain-epochs", type=int, default=800, show_default=True)
+@click.option("--retrain-networks", type=int, default=1, show_default=True,
+              help="Networks drawn from the population model at each retraining step.")
+@click.option("--method", type=click.Choice(["em", "bayes"]), default="bayes", show_default=True,
+              help="Mixture fit that labels the neurons (the same as every population command).")
 @seed_option
 @json_option
 def minimal_populations_command(
-    run, max_populations, networks, size, trials, tolerance, zero_mean, retrain, retrain_epochs, seed, as_json
+    run, max_populations, min_populations, networks, size, trials, tolerance, zero_mean, retrain, retrain_epochs,
+    retrain_networks, method, seed, as_json
 ) -> None:
     """Smallest number of populations whose resampled networks match the trained network."""
     from rnnscope.analysis import minimal_populations
@@ -194,9 +230,11 @@ def minimal_populations_command(
 
     rng = as_generator(seed)
     batch = loaded.task.sample(trials, rng=rng)
-    result = minimal_populations(weights, batch, rng=rng, max_populations=max_populations, networks=networks,
-                                 size=size, tolerance=tolerance, zero_mean=zero_mean, retrain=retrain,
-                                 task=loaded.task, retrain_epochs=retrain_epochs, progress=not as_json)
+    result = minimal_populations(weights, batch, rng=rng, max_populations=max_populations,
+                                 min_populations=min_populations, networks=networks, size=size, tolerance=tolerance,
+                                 zero_mean=zero_mean, method=method, retrain=retrain, task=loaded.task,
+                                 retrain_epochs=retrain_epochs, retrain_networks=retrain_networks,
+                                 progress=not as_json)
 
     def text(d: dict) -> str:
         line = (f"minimal populations: {d['populations']} (trained accuracy {d['trained_accuracy']:.3f}; mean "
@@ -226,7 +264,12 @@ def epairs_command(run, space, null_draws, trials, seed, as_json) -> None:
         result = connectivity_epairs(weights, rng=seed, draws=null_draws)
     else:
         result = selectivity_epairs(weights, loaded.task, rng=seed, draws=null_draws, trials=trials)
-    emit({"space": space, **result.to_dict()}, as_json, lambda d: f"ePAIRS ({space}): p = {d['p_value']:.3g}, c = {d['c']:.3f}")
+    def text(d):
+        from rnnscope.report import format_p_value
+
+        return f"ePAIRS ({space}): {format_p_value(d['p_value'])}, c = {d['c']:.3f}"
+
+    emit({"space": space, **result.to_dict()}, as_json, text)
 
 
 @click.command("selectivity")
@@ -241,8 +284,16 @@ def selectivity_command(run, trials, seed, as_json) -> None:
 
     loaded, weights = low_rank(run)
     result = selectivity_on_task(weights, loaded.task, rng=seed, trials=trials)
-    emit(result.to_dict(), as_json, lambda d: "\n".join(
-        f"{v:24s} strongest at step {s}" for v, s in zip(d["variables"], d["peak_steps"], strict=True)))
+    dt = loaded.task.dt
+
+    def text(d):
+        norms = [max(row) if row else 0.0 for row in d["beta_norms"]]
+        lines = [f"{'variable':24s} {'peak':>12s}  {'|beta| at peak':>14s}"]
+        lines += [f"{v:24s} {s * dt:9.0f} ms  {n:14.3f}"
+                  for v, s, n in zip(d["variables"], d["peak_steps"], norms, strict=True)]
+        return "\n".join(lines + ["(per-neuron betas and the time courses: --json)"])
+
+    emit(result.to_dict(), as_json, text)
 
 
 @click.command("inactivate")
@@ -268,8 +319,17 @@ def inactivate_command(run, population, populations, gain, trials, group_by, see
         result["scaled"] = [result["scaled"][population]]
 
     def text(d):
-        lines = [f"intact: {d['intact']}"]
-        lines += [f"population {s['population']} x{d['gain']:g}: {s['accuracy']}" for s in d["scaled"]]
+        from rnnscope.report import value_name
+
+        groups = list(d["intact"])
+        condition = d["group_by"]
+        heads = [value_name(loaded.task, condition, g) if condition else str(g) for g in groups]
+        rows = [("intact", d["intact"])]
+        rows += [(f"population {s['population']} x{d['gain']:g}", s["accuracy"]) for s in d["scaled"]]
+        label = max(len(r[0]) for r in rows)
+        width = max([6, *map(len, heads)])
+        lines = [f"{'accuracy by ' + str(condition or 'group'):{label}s}" + "".join(f"  {h:>{width}s}" for h in heads)]
+        lines += [f"{name:{label}s}" + "".join(f"  {acc[g]:>{width}.2f}" for g in groups) for name, acc in rows]
         return "\n".join(lines)
 
     emit(result, as_json, text)

@@ -18,6 +18,8 @@ from rnnscope._cli_common import (
     task_option,
 )
 from rnnscope._cli_data import data_group
+from rnnscope._cli_lineage import minimal_rank_command
+from rnnscope._cli_perturb import perturb_command
 from rnnscope.errors import RnnscopeError
 
 __all__ = ["main", "cli"]
@@ -47,51 +49,125 @@ def tasks_command(as_json: bool) -> None:
 @cli.command("train")
 @click.option("--task", required=True, help="Task name (see 'rnnscope tasks') or module:Class.")
 @task_option
-@click.option("--rank", type=int, default=1, show_default=True, help="Rank of the connectivity.")
-@click.option("--full-rank", is_flag=True, help="Train a full-rank network instead.")
+@click.option("--recipe", default=None,
+              help="paper or fast (the task's built-in recipes; default: the paper's, or ours where the paper's was "
+                   "not verified to train here: dms), or a recipe file FILE.json (any task). 'rnnscope tasks --json' "
+                   "prints every recipe.")
+@click.option("--rank", type=int, default=None, help="Rank of the connectivity [default: the recipe's].")
+@click.option("--full-rank", is_flag=True, help="Train a full-rank network (learning rates / sqrt(size)).")
 @click.option("--size", type=int, default=512, show_default=True, help="Number of neurons N.")
-@click.option("--epochs", type=int, default=20, show_default=True)
+@click.option("--epochs", type=int, default=None, help="Epochs of every stage [default: the recipe's].")
 @seed_option
-@click.option("--lr", type=float, default=1e-2, show_default=True, help="Adam learning rate.")
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--train-trials", type=int, default=800, show_default=True, help="Size of the training set.")
-@click.option("--noise-std", type=float, default=0.05, show_default=True, help="Private noise of each neuron.")
-@click.option("--target-accuracy", type=float, default=None, help="Stop once validation accuracy reaches this.")
+@click.option("--lr", type=float, default=None, help="Adam learning rate of every stage [default: the recipe's].")
+@click.option("--curriculum", default=None, metavar="OPTION=V1,V2,...",
+              help="One stage per value of a task option, e.g. delay_max_ms=700,1000,3000 (replaces the recipe's "
+                   "stages after full-rank pretraining).")
+@click.option("--batch-size", type=int, default=None, help="[default: the recipe's]")
+@click.option("--train-trials", type=int, default=None, help="Size of the training set [default: the recipe's].")
+@click.option("--noise-std", type=float, default=None, help="Private noise of each neuron [default: the recipe's].")
+@click.option("--target-accuracy", type=float, default=None,
+              help="Stop once the kept network's validation accuracy reaches this (the last stage's only target).")
 @click.option("--backend", type=click.Choice(["auto", "torch", "fast"]), default="auto", show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N] (cuda uses the PyTorch path).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory to write.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
+@click.option("--init-from", type=click.Path(file_okay=False), default=None,
+              help="Start from this run's network (recorded in config.json's lineage); the architecture options "
+                   "are then the parent's; the recipe's last stage gives the training settings.")
+@click.option("--truncate-to", type=int, default=None,
+              help="With --init-from: first truncate the full-rank network to this rank (SVD), then retrain.")
+@click.option("--truncate-delta", is_flag=True, help="With --truncate-to: truncate the learnt change J - J0, not J.")
 @click.option("--ensemble", type=int, default=1, show_default=True,
-              help="Train K networks at once (seeds SEED..SEED+K-1) into OUT/net00, OUT/net01, ...")
+              help="Train K networks (seeds SEED..SEED+K-1) into OUT/net00, OUT/net01, ...: at once for a one-stage "
+                   "recipe whose vectors train (--recipe fast), one after another otherwise.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @json_option
-def train_command(task, task_options, rank, full_rank, size, epochs, seed, lr, batch_size, train_trials, noise_std,
-                  target_accuracy, backend, device, out, resume, ensemble, quiet, as_json) -> None:
-    """Train a network on a task and write a run directory."""
+def train_command(task, task_options, recipe, rank, full_rank, size, epochs, seed, lr, curriculum, batch_size,
+                  train_trials, noise_std, target_accuracy, backend, device, out, resume, init_from, truncate_to,
+                  truncate_delta, ensemble, quiet, as_json) -> None:
+    """Train a network on a task by its recipe and write a run directory.
+
+    \b
+    The recipe (--recipe) sets the rank, which vectors train, the learning rate, epochs, clipping, targets and
+    any curriculum or full-rank pretraining; a multi-stage recipe writes OUT/stage0, OUT/stage1, ... and the final
+    network in OUT. Options given here override the recipe's. Early stopping keeps the network with the lowest
+    validation loss and stops only once that network meets the target.
+    """
+    from pathlib import Path
+
     import numpy as np
 
-    from rnnscope.models import ModelConfig
-    from rnnscope.training import TrainingConfig, train, train_ensemble
+    from rnnscope import io
+    from rnnscope.tasks import load_recipe, parse_options, recipe_for
+    from rnnscope.training import (
+        TrainingConfig,
+        adapt_recipe,
+        recipe_plan,
+        train_ensemble,
+        train_from,
+        train_recipe,
+    )
 
-    the_task = make_task(task, task_options)
-    model = ModelConfig(size=size, inputs=len(the_task.input_names), outputs=len(the_task.output_names),
-                        rank=None if full_rank else rank, noise_std=noise_std)
-    config = TrainingConfig(epochs=epochs, lr=lr, batch_size=batch_size, train_trials=train_trials,
-                            target_accuracy=target_accuracy, backend=backend, device=device)
+    make_task(task, task_options)  # checks the task (a module:Class is imported: the user named it) and its options
+    task_options = parse_options(task, task_options)
+    base = load_recipe(recipe) if recipe is not None and recipe.endswith(".json") else recipe_for(task, recipe)
+    the_recipe = adapt_recipe(base, full_rank=full_rank, rank=rank, lr=lr, epochs=epochs,
+                              curriculum=_parse_curriculum(curriculum), target_accuracy=target_accuracy,
+                              noise_std=noise_std, batch_size=batch_size, train_trials=train_trials)
     if ensemble != 1:
+        if init_from is not None:
+            raise RnnscopeError("--init-from: cannot be combined with --ensemble")
         if ensemble < 1 or resume:
             raise RnnscopeError(f"--ensemble: must be >= 1 and cannot be resumed, got {ensemble}")
-        trained = train_ensemble(the_task, model, config, rng=list(range(seed, seed + ensemble)), out=out,
-                                 progress=not quiet)
-        emit(trained.to_dict(), as_json, lambda d: (
+        model, stages = recipe_plan(task, the_recipe, size=size, task_options=task_options, backend=backend,
+                                    device=device)
+        config = stages[0].config
+        assert isinstance(config, TrainingConfig)
+        if len(stages) == 1 and not (the_recipe.train_input_scale or the_recipe.train_output_scale):
+            summary = train_ensemble(stages[0].task, model, config, rng=list(range(seed, seed + ensemble)), out=out,
+                                     progress=not quiet).to_dict()
+        else:  # stages or trained gains: one network after another, into the same layout
+            io.check_new_run_dir(out)
+            results = [train_recipe(task, the_recipe, size=size, rng=seed + k, task_options=task_options,
+                                    backend=backend, device=device, out=Path(out) / f"net{k:02d}", progress=not quiet)
+                       for k in range(ensemble)]
+            summary = {"networks": ensemble, "seeds": list(range(seed, seed + ensemble)),
+                       "validation_accuracy": [r.validation_accuracy for r in results],
+                       "best_epoch": [r.best_epoch for r in results], "epochs": [len(r.history) for r in results],
+                       "path": str(out), "runs": [str(r.path) for r in results]}
+        emit(summary, as_json, lambda d: (
             f"trained {d['networks']} networks; validation accuracy min {min(d['validation_accuracy']):.3f}, "
             f"mean {np.mean(d['validation_accuracy']):.3f}\nrun directories: {d['path']}/net00 ..."))
         return
-    result = train(the_task, model, config, rng=seed, out=out, resume=resume, progress=not quiet)
-    summary = result.to_dict()
+    if init_from is not None:
+        model, stages = recipe_plan(task, the_recipe, size=size, task_options=task_options, backend=backend,
+                                    device=device)
+        result = train_from(init_from, stages[-1].task, stages[-1].config, rank=truncate_to,
+                            truncate_delta=truncate_delta, rng=seed, out=out, resume=resume, progress=not quiet)
+    elif truncate_to is not None or truncate_delta:
+        raise RnnscopeError("--truncate-to/--truncate-delta: need --init-from RUN")
+    else:
+        result = train_recipe(task, the_recipe, size=size, rng=seed, task_options=task_options, backend=backend,
+                              device=device, out=out, resume=resume, progress=not quiet)
+    summary = {**result.to_dict(), "recipe": the_recipe.name, "stages": len(the_recipe.stages)}
     emit(summary, as_json, lambda d: (
-        f"trained {d['epochs']} epochs; best epoch {d['best_epoch']}: validation accuracy "
-        f"{d['validation_accuracy']:.3f}, loss {d['validation_loss']:.4f}\nrun directory: {d['path']}"))
+        f"trained {d['epochs']} epochs (recipe {d['recipe']}, {d['stages']} stage(s)); best epoch {d['best_epoch']}: "
+        f"validation accuracy {d['validation_accuracy']:.3f}, loss {d['validation_loss']:.4f}\n"
+        f"run directory: {d['path']}"))
+
+
+def _parse_curriculum(text: str | None) -> tuple[str, tuple[float, ...]] | None:
+    """'delay_max_ms=700,1000,3000' -> ('delay_max_ms', (700.0, 1000.0, 3000.0))."""
+    if text is None:
+        return None
+    name, sep, values = text.partition("=")
+    try:
+        parsed = tuple(float(v) for v in values.split(",") if v.strip())
+    except ValueError:
+        parsed = ()
+    if not sep or not name.strip() or not parsed:
+        raise RnnscopeError(f"--curriculum: expected OPTION=V1,V2,... (numbers), got {text!r}")
+    return name.strip(), parsed
 
 
 @cli.command("evaluate")
@@ -113,7 +189,17 @@ def evaluate_command(run, trials, seed, task_options, no_noise, as_json) -> None
         stored = loaded.config["task"]
         task = make_task(stored["name"], task_options, stored=stored.get("options", {}))
     result = evaluate(loaded.model, task, trials=trials, rng=seed, noise=not no_noise)
-    emit(result.to_dict(), as_json, lambda d: f"accuracy {d['accuracy']:.4f}  loss {d['loss']:.5f}  ({d['trials']} trials)")
+    def text(d):
+        from rnnscope.report import value_name
+
+        lines = [f"accuracy {d['accuracy']:.3f}  loss {d['loss']:.4f}  ({d['trials']} trials)"]
+        for condition, per in d["per_condition"].items():
+            if 1 < len(per) <= 12:
+                lines.append(f"  by {condition}: " + ", ".join(
+                    f"{value_name(task, condition, v)} {a:.2f}" for v, a in per.items()))
+        return "\n".join(lines)
+
+    emit(result.to_dict(), as_json, text)
 
 
 @cli.command("import-reference")
@@ -246,7 +332,7 @@ def demo_command(out, quick, seed, as_json) -> None:
     emit(result.to_dict(), as_json, text)
 
 
-for command in (*ANALYSIS_COMMANDS, data_group):
+for command in (*ANALYSIS_COMMANDS, data_group, minimal_rank_command, perturb_command):
     cli.add_command(command)
 
 from rnnscope._cli_universality import import_torch_command, universality_command  # noqa: E402

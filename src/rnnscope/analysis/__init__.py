@@ -54,7 +54,14 @@ from rnnscope.analysis._population_run import (
     task_variables,
 )
 from rnnscope.analysis._resampling import MinimalPopulations, Resampling, minimal_populations, resample_model
-from rnnscope.analysis._retrain import Retraining, loadings_loss, retrain_population_model, train_loadings
+from rnnscope.analysis._retrain import (
+    Retraining,
+    fused_loadings_loss,
+    loadings_loss,
+    loadings_loss_and_grads,
+    retrain_population_model,
+    train_loadings,
+)
 from rnnscope.analysis._run import TaskAnalysis, analyze_on_task
 from rnnscope.analysis._selectivity import Selectivity, selectivity
 from rnnscope.analysis._similarity import (
@@ -117,6 +124,8 @@ __all__ = [
     "Loadings",
     "loadings",
     "loadings_loss",
+    "loadings_loss_and_grads",
+    "fused_loadings_loss",
     "MAX_POPULATIONS",
     "mean_field_flow",
     "mean_field_jacobian",

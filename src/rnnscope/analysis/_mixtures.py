@@ -203,7 +203,7 @@ def fit_populations(
     max_populations: int = 5,
     min_populations: int = 1,
     restarts: int = 10,
-    method: str = "em",
+    method: str = "bayes",
     columns: tuple[str, ...] | None = None,
     progress: bool = True,
 ) -> PopulationFit:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from rnnscope._validation import as_generator, check_int
@@ -68,18 +70,22 @@ def resample_network(
     trials: int = 500,
     zero_mean: bool = False,
     method: str = "bayes",
+    tolerance: float = 0.05,
     progress: bool = True,
 ) -> Resampling:
     """Networks drawn from one Gaussian (P = 1) or from the trained network's P populations (labels from a mixture fit of
     P components only, see ``population_labels_of``; each population's empirical mean and covariance), evaluated
-    with the trained network on the same trials. progress: a tqdm bar for the mixture fit once it takes more
-    than a second."""
+    with the trained network on the same trials. The result names the fit (``method``) and the population sizes, and
+    explains a gap to the trained network larger than ``tolerance`` (``Resampling.advice``). progress: a tqdm bar
+    for the mixture fit once it takes more than a second."""
     rng = as_generator(rng, name="rng")
     labels, _ = population_labels_of(weights, populations, rng=rng, method=method, progress=progress)
     model = PopulationModel.from_weights(weights, labels if populations > 1 else None)
     batch = task.sample(check_int(trials, "trials", minimum=1), rng=rng)
-    return resample_model(model, batch, rng=rng, networks=networks, size=size or weights.size, zero_mean=zero_mean,
-                          trained=weights)
+    result = resample_model(model, batch, rng=rng, networks=networks, size=size or weights.size,
+                            zero_mean=zero_mean, trained=weights, tolerance=tolerance)
+    trained_sizes = tuple(int(c) for c in np.bincount(labels, minlength=populations))
+    return dataclasses.replace(result, method=method, trained_population_sizes=trained_sizes)
 
 
 def connectivity_epairs(weights: LowRankWeights, *, rng: np.random.Generator | int, draws: int = 500) -> EpairsResult:

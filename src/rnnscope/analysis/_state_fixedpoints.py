@@ -36,6 +36,12 @@ import torch
 
 from rnnscope._validation import as_generator, check_array, check_int, check_nonnegative, check_positive
 from rnnscope.analysis._state_points import _KINDS, StateFixedPointResult, StateFixedPoints
+from rnnscope.analysis._state_starts import (
+    _structured_starts,
+    edge_states,
+    follow_unstable_modes,
+    unstable_directions,
+)
 from rnnscope.errors import ConvergenceWarning, RnnscopeError
 
 __all__ = [
@@ -46,6 +52,7 @@ __all__ = [
     "certify_fixed_points",
     "map_jacobians",
     "unstable_directions",
+    "follow_unstable_modes",
 ]
 
 StateMap = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -190,6 +197,20 @@ def _levenberg_marquardt(
         trial = torch.clamp(h[idx] + step, lower, upper)
         r_trial = fmap.residual(trial)
         q_trial = 0.5 * torch.sum(r_trial**2, dim=1)
+        # the undamped Gauss-Newton step too, kept where it does better: near an attractor with a multiplier close
+        # to 1, J is nearly singular and the damping would shrink the step along the slow direction to a crawl
+        newton = -torch.linalg.lstsq(J, res.unsqueeze(-1)).solution.squeeze(-1)
+        length = torch.linalg.vector_norm(newton, dim=1)
+        newton = newton * torch.clamp(radius[idx] / torch.clamp(length, min=1e-300), max=1.0)[:, None]
+        trial_newton = torch.clamp(h[idx] + newton, lower, upper)
+        r_newton = fmap.residual(trial_newton)
+        q_newton = 0.5 * torch.sum(r_newton**2, dim=1)
+        take = torch.isfinite(q_newton) & ~(q_newton >= q_trial)
+        trial, r_trial, q_trial = (
+            torch.where(take[:, None], trial_newton, trial),
+            r_newton,
+            torch.where(take, q_newton, q_trial),
+        )
         better = torch.isfinite(q_trial) & (q_trial < q[idx])
         accepted, rejected = idx[better], idx[~better]
         if len(accepted):
@@ -292,103 +313,8 @@ def _unique(states: np.ndarray, tol: float) -> np.ndarray:
     return np.array(keep, dtype=int)
 
 
-def _structured_starts(stable: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
-    """Midpoints of every pair of stable points, centroids of groups of 3 and 4 and of all of them; at most
-    ``limit`` rows (pairs first, then a random sample of the groups)."""
-    k = len(stable)
-    if k < 2 or limit == 0:
-        return np.zeros((0, stable.shape[1]))
-    rows = [stable.mean(axis=0)]
-    pairs = list(itertools.combinations(range(k), 2))
-    if len(pairs) > limit - 1:
-        pairs = [pairs[i] for i in rng.choice(len(pairs), size=limit - 1, replace=False)]
-    rows += [stable[list(p)].mean(axis=0) for p in pairs]
-    groups: list[tuple[int, ...]] = []
-    for m in (3, 4):
-        if m < k:
-            groups += list(itertools.combinations(range(k), m)) if _ncr(k, m) <= 4 * limit else []
-    room = limit - len(rows)
-    if room > 0 and groups:
-        chosen = rng.choice(len(groups), size=min(room, len(groups)), replace=False)
-        rows += [stable[list(groups[i])].mean(axis=0) for i in np.sort(chosen)]
-    elif room > 0 and k > 4:  # too many groups to list: random ones
-        for _ in range(room):
-            m = int(rng.integers(3, 5))
-            rows.append(stable[rng.choice(k, size=m, replace=False)].mean(axis=0))
-    return np.asarray(rows)
-
-
 def _distance_to(states: np.ndarray, point: np.ndarray) -> float:
     return float(np.min(np.linalg.norm(states - point, axis=1))) if len(states) else float("inf")
-
-
-def unstable_directions(
-    jacobian: np.ndarray, *, max_modes: int = 6, directions: int = 64, rng: np.random.Generator
-) -> np.ndarray:
-    """Unit directions into the unstable manifold of a fixed point: (directions, state).
-
-    jacobian: (state, state), ``dF/dh`` there. The unstable eigenspace (``|lambda| > 1``; a complex pair gives
-    its real and imaginary parts) gets an orthonormal basis ``v_1..v_k``; the directions are every sign
-    combination ``sum_i +-v_i / sqrt(k)`` (``2^k``: ``+-v`` for one mode) when ``k <= max_modes``, else
-    ``directions`` random unit combinations. Combinations are generic points of the unstable manifold; a single
-    mode of a higher saddle can lie, by symmetry, in the stable manifold of another saddle. (0, state) when k = 0.
-    """
-    values, vectors = np.linalg.eig(jacobian)
-    picked = np.abs(values) > 1.0
-    if not np.any(picked):
-        return np.zeros((0, jacobian.shape[0]))
-    columns = []
-    for value, vector in zip(values[picked], vectors[:, picked].T, strict=True):
-        if abs(value.imag) > 1e-12 * max(abs(value), 1.0):
-            if value.imag > 0:
-                columns += [vector.real, vector.imag]
-        else:
-            columns.append(vector.real)
-    basis, _ = np.linalg.qr(np.stack(columns, axis=1))
-    k = basis.shape[1]
-    if k <= max_modes:
-        signs = np.array(list(itertools.product((1.0, -1.0), repeat=k)))
-    else:
-        signs = rng.standard_normal((directions, k))
-    out = signs @ basis.T
-    return out / np.linalg.norm(out, axis=1, keepdims=True)
-
-
-def follow_unstable_modes(
-    fmap,
-    points: StateFixedPoints,
-    lower,
-    upper,
-    *,
-    rng: np.random.Generator,
-    displacement: float = 1e-3,
-    steps: int = 400,
-    max_modes: int = 6,
-    directions: int = 64,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Iterate F from each unstable point displaced along :func:`unstable_directions`.
-
-    fmap: a ``_Map``; points: the unstable points. Returns owner (probes,) int, the index in ``points`` of each
-    probe, and ends (probes, state), where each probe is after ``steps`` iterations (clipped to the box).
-    """
-    owner, begin = [], []
-    for i in range(len(points)):
-        dirs = unstable_directions(points.jacobians[i], max_modes=max_modes, directions=directions, rng=rng)
-        owner += [i] * len(dirs)
-        begin.append(points.states[i] + displacement * (1.0 + np.linalg.norm(points.states[i])) * dirs)
-    if not owner:
-        return np.zeros(0, int), np.zeros((0, points.size))
-    h = torch.clamp(torch.as_tensor(np.concatenate(begin), dtype=_DTYPE), lower, upper)
-    with torch.no_grad():
-        for _ in range(steps):
-            h = torch.clamp(fmap(h), lower, upper)
-    return np.asarray(owner, int), h.numpy()
-
-
-def _ncr(n: int, r: int) -> int:
-    from math import comb
-
-    return comb(n, r)
 
 
 def certify_fixed_points(
@@ -432,7 +358,9 @@ def find_state_fixed_points(
     max_step: float = 0.5,
     adam_steps: int = 0,
     adam_lr: float = 1e-2,
+    iterate_steps: int = 0,
     structured: int = 256,
+    edge_steps: int = 0,
     unique_tol: float = 1e-5,
     chunk_rows: int = 65536,
 ) -> StateFixedPointResult:
@@ -444,8 +372,12 @@ def find_state_fixed_points(
     ``noise`` (state units); rng: seed or generator for the draws; lower, upper: (state,) reachable box, a number,
     or None (unbounded); tol: certification tolerance on the Newton distance, relative to ``1 + |h|``;
     max_iter: Levenberg-Marquardt iterations per round; max_step: longest step (Euclidean, state units);
-    adam_steps: optional Adam warm start on q (0: none); structured: most structured starts (midpoints of pairs
-    and centroids of groups of the stable points found; 0: none); unique_tol: points closer than
+    adam_steps: optional Adam warm start on q (0: none); iterate_steps: iterations of F (clipped to the box)
+    applied to the trajectory starts before the search (0: none), which carries them onto the attractors;
+    structured: most structured starts (midpoints of pairs and centroids of groups of the stable points found;
+    0: none); edge_steps: when positive, edge tracking between every pair of stable points found (at most
+    ``structured`` pairs; :func:`~rnnscope.analysis._state_starts.edge_states` with ``steps=edge_steps``, the
+    iterations that decide a basin) adds a start near each saddle with one unstable mode; unique_tol: points closer than
     ``unique_tol (1 + |h|)`` are one; chunk_rows: rows per Jacobian pass (memory).
 
     Issues a ConvergenceWarning when some starts are still moving after ``max_iter`` iterations.
@@ -464,6 +396,8 @@ def find_state_fixed_points(
     max_step = check_positive(max_step, "max_step")
     adam_steps = check_int(adam_steps, "adam_steps", minimum=0)
     adam_lr = check_positive(adam_lr, "adam_lr")
+    iterate_steps = check_int(iterate_steps, "iterate_steps", minimum=0)
+    edge_steps = check_int(edge_steps, "edge_steps", minimum=0)
     structured = check_int(structured, "structured", minimum=0)
     unique_tol = check_positive(unique_tol, "unique_tol")
     chunk_rows = check_int(chunk_rows, "chunk_rows", minimum=1)
@@ -472,6 +406,12 @@ def find_state_fixed_points(
     lo, hi = _box_tensors(lower, upper)
     chosen = rng.choice(len(states), size=starts, replace=starts > len(states))
     first = np.clip(states[chosen] + noise * rng.standard_normal((starts, size)), lower, upper)
+    if iterate_steps:
+        h = torch.as_tensor(first, dtype=_DTYPE)
+        with torch.no_grad():
+            for _ in range(iterate_steps):
+                h = torch.clamp(fmap(h), lo, hi)
+        first = h.numpy()
 
     def search(begin: np.ndarray) -> _Search:
         h = torch.as_tensor(begin, dtype=_DTYPE)
@@ -492,8 +432,12 @@ def find_state_fixed_points(
         new = [s for s in stable if len(known) == 0 or _distance_to(known, s) > unique_tol * (1 + np.linalg.norm(s))]
         if not new and len(rounds) > 1:
             break
-        known = stable
         extra = [_structured_starts(stable, structured, rng)]
+        if edge_steps and len(known) == 0 and len(stable) > 1:
+            pairs = np.array(list(itertools.combinations(range(len(stable)), 2)))
+            pairs = pairs[np.sort(rng.choice(len(pairs), min(structured, len(pairs)), replace=False))]
+            extra.append(edge_states(fmap, stable, pairs, lo, hi, steps=edge_steps))
+        known = stable
         unstable = points[points.unstable > 0]
         if len(unstable):  # where the unstable modes of saddles lead: attractors the trajectories missed
             _, probes = follow_unstable_modes(fmap, unstable, lo, hi, rng=rng)

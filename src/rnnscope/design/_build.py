@@ -344,7 +344,7 @@ def fit_design(
         return reparametrised_loadings(*_moments_torch(spec, overrides), spec.fractions, z)
 
     losses = train_loadings(
-        draw, list(tensors.values()), task, rng=rng, generator=generator,
+        draw, list(tensors.values()), task, rng=rng,
         columns=spec.columns, noise_std=spec.noise_std, alpha=0.2, epochs=epochs, trials=trials, lr=lr,
     )
     fitted = spec.with_parameters({key: float(t.detach()) for key, t in tensors.items()})

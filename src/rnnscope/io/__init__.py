@@ -75,3 +75,8 @@ __all__ = [
 from rnnscope.io._torch_import import TORCH_CELLS, gated_from_state_dict, import_torch, read_torch_state_dict  # noqa: E402
 
 __all__ += ["TORCH_CELLS", "import_torch", "read_torch_state_dict", "gated_from_state_dict"]
+
+# The lineage section of config.json: parents, stages, the seed of J0 (issue 13, appended by the lineage engineer)
+from rnnscope.io._lineage import LINEAGE_KINDS, read_lineage, weights_sha256, write_lineage  # noqa: E402
+
+__all__ += ["LINEAGE_KINDS", "read_lineage", "weights_sha256", "write_lineage"]

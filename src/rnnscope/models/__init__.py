@@ -77,3 +77,9 @@ __all__ = [
 from rnnscope.models._gated import ACTIVATIONS, CELLS, GatedConfig, GatedRNN  # noqa: E402
 
 __all__ += ["CELLS", "ACTIVATIONS", "GatedConfig", "GatedRNN"]
+
+# Perturbations in time (silence, gain, clamp of kappa, pulses in an epoch or window; issue 13)
+from rnnscope.models._perturb import KINDS as PERTURBATION_KINDS  # noqa: E402
+from rnnscope.models._perturb import Perturbation  # noqa: E402
+
+__all__ += ["Perturbation", "PERTURBATION_KINDS"]

@@ -369,7 +369,11 @@ def _model_params(model) -> dict[str, torch.Tensor]:
     from rnnscope.models._rate import LowRankRNN
 
     names = ("m", "n") if isinstance(model, LowRankRNN) else ("J",)
-    return {name: getattr(model, name).unsqueeze(0) for name in names + ("w_in", "w_out", "h0")}
+    params = {name: getattr(model, name).unsqueeze(0) for name in names}
+    # the vectors the network uses: trained scales folded in (autograd carries gradients on to s_in, s_out)
+    params.update(w_in=model.input_weights().unsqueeze(0), w_out=model.output_weights().unsqueeze(0),
+                  h0=model.h0.unsqueeze(0))
+    return params
 
 
 def fast_loss(model, inputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, *, seed: int) -> torch.Tensor:
@@ -402,6 +406,12 @@ def fast_loss_and_grad(model, inputs, targets, mask, *, seed: int) -> float:
 
     if not fast_path_supported(model):
         raise RnnscopeError(f"model: the fast path needs a LowRankRNN or FullRankRNN with float32 CPU parameters, got {type(model).__name__}")
+    if model.config.train_input_scale or model.config.train_output_scale:
+        for p in model.parameters():
+            p.grad = None
+        loss = fast_loss(model, inputs, targets, mask, seed=seed)
+        loss.backward()
+        return float(loss.detach())
     kind = "low-rank" if isinstance(model, LowRankRNN) else "full-rank"
     keys = _LOW_RANK_KEYS if kind == "low-rank" else _FULL_RANK_KEYS
     tensors = [getattr(model, key) for key in keys]
@@ -441,7 +451,12 @@ class FusedTrainStep:
         self.alpha = _check_alpha(_per_network(config.alpha, 1, "alpha"))
         self.noise_std = _check_noise(_per_network(config.noise_std, 1, "noise_std"))
         self.scale = _per_network(model.readout_scale, 1, "readout_scale")
-        self.want_win, self.want_wout = self.tensors[-3].requires_grad, self.tensors[-2].requires_grad
+        # trained scales (chain rule on the kernel's gradients of the vectors used, w = v * s):
+        # dL/ds_j = sum_i dL/dw_ij v_ij and dL/dv = dL/dw * s
+        self.s_in = model.s_in if config.train_input_scale else None
+        self.s_out = model.s_out if config.train_output_scale else None
+        self.want_win = self.tensors[-3].requires_grad or (self.s_in is not None and self.s_in.requires_grad)
+        self.want_wout = self.tensors[-2].requires_grad or (self.s_out is not None and self.s_out.requires_grad)
 
     def __call__(self, inputs: np.ndarray, targets: np.ndarray, mask: np.ndarray, seed: int) -> float:
         """inputs (trials, time, inputs), targets (trials, time, outputs), mask (trials, time): contiguous float32
@@ -450,11 +465,23 @@ class FusedTrainStep:
         spec = _Spec(kind=self.kind, alpha=self.alpha, noise_std=self.noise_std, scale=self.scale,
                      seeds=_seed_array([seed], 1))
         arrays = self.arrays if self.views else [_as_np(t, "params")[None] for t in self.tensors]
+        scales = (self.s_in, self.s_out)
+        if scales != (None, None):
+            arrays = list(arrays)
+            for position, scale in zip((-3, -2), scales, strict=True):
+                if scale is not None:
+                    arrays[position] = np.ascontiguousarray(arrays[position] * scale.detach().numpy(), np.float32)
         losses, grads = _loss_grads(spec, arrays, inputs[None], targets[None], mask[None], weights,
                                     self.want_win, self.want_wout)
+        for position, scale in zip((-3, -2), scales, strict=True):
+            if scale is not None:
+                vectors, used = self.tensors[position].detach().numpy(), grads[position][0]
+                if scale.requires_grad:
+                    scale.grad = torch.from_numpy((used * vectors).sum(axis=0, dtype=np.float32))
+                grads[position] = (used * scale.detach().numpy())[None]
         for tensor, grad in zip(self.tensors, grads, strict=True):
             if tensor.requires_grad:
-                tensor.grad = torch.from_numpy(grad[0])
+                tensor.grad = torch.from_numpy(np.ascontiguousarray(grad[0], np.float32))
         return float(losses[0])
 
 def _simulate(params, inputs, seeds, alpha, noise_std, readout_scale, keep_x: bool) -> np.ndarray:
@@ -512,13 +539,13 @@ def stack_parameters(models: Sequence) -> dict[str, torch.Tensor]:
     parameters): ``m, n (K, size, rank)`` or ``J (K, size, size)``, ``w_in``, ``w_out``, ``h0``."""
     if len(models) == 0:
         raise RnnscopeError("models: expected at least one model")
-    first = _model_params(models[0])
+    each = [_model_params(model) for model in models]
     out = {}
-    for name in first:
-        tensors = [getattr(model, name).detach() for model in models]
+    for name in each[0]:
+        tensors = [params[name][0].detach() for params in each]
         if any(t.shape != tensors[0].shape for t in tensors):
             raise RnnscopeError(f"models: parameter {name} differs in shape across models")
-        out[name] = torch.stack(tensors).clone().requires_grad_(getattr(models[0], name).requires_grad)
+        out[name] = torch.stack(tensors).clone().requires_grad_(each[0][name].requires_grad)
     return out
 
 

@@ -34,6 +34,10 @@ class ModelConfig:
     train_outputs: bool = True
     train_h0: bool = False
     init_std: float = 1.0  # std of m, n (low-rank) or rho / sqrt(size) scale of J (full-rank)
+    # trainable per-column scales of w_in (s_in, (inputs,)) and w_out (s_out, (outputs,)), both starting at 1: the
+    # network uses w_in * s_in and w_out * s_out (Dubreuil, Valente et al.'s si, so: fixed vectors, trained gains)
+    train_input_scale: bool = False
+    train_output_scale: bool = False
 
     def __post_init__(self) -> None:
         check_int(self.size, "size", minimum=1)
@@ -45,7 +49,7 @@ class ModelConfig:
         if not 0 < check_positive(self.alpha, "alpha") <= 1:
             raise RnnscopeError(f"alpha: must be in (0, 1], got {self.alpha}")
         check_positive(self.init_std, "init_std")
-        for name in ("train_inputs", "train_outputs", "train_h0"):
+        for name in ("train_inputs", "train_outputs", "train_h0", "train_input_scale", "train_output_scale"):
             if not isinstance(getattr(self, name), bool):
                 raise RnnscopeError(f"{name}: expected true or false, got {getattr(self, name)!r}")
 
@@ -58,7 +62,10 @@ class ModelConfig:
         """Every parameter's name and shape: what ``weights.safetensors`` holds for this architecture."""
         size = self.size
         recurrent = {"J": (size, size)} if self.rank is None else {"m": (size, self.rank), "n": (size, self.rank)}
-        return {"w_in": (size, self.inputs), "h0": (size,), **recurrent, "w_out": (size, self.outputs)}
+        scales = {"s_in": (self.inputs,)} if self.train_input_scale else {}
+        if self.train_output_scale:
+            scales["s_out"] = (self.outputs,)
+        return {"w_in": (size, self.inputs), "h0": (size,), **recurrent, "w_out": (size, self.outputs), **scales}
 
 
 class RateRNN(nn.Module):
@@ -74,6 +81,19 @@ class RateRNN(nn.Module):
         size = config.size
         self.w_in = nn.Parameter(torch.randn(size, config.inputs, generator=generator), requires_grad=config.train_inputs)
         self.h0 = nn.Parameter(torch.zeros(size), requires_grad=config.train_h0)
+        if config.train_input_scale:
+            self.s_in = nn.Parameter(torch.ones(config.inputs))
+        if config.train_output_scale:
+            self.s_out = nn.Parameter(torch.ones(config.outputs))
+
+    def input_weights(self) -> torch.Tensor:
+        """The input vectors the network uses: w_in * s_in (w_in itself without a trained input scale), (size, inputs)."""
+        return self.w_in * self.s_in if self.config.train_input_scale else self.w_in
+
+    def output_weights(self) -> torch.Tensor:
+        """The readout vectors the network uses: w_out * s_out (w_out itself without a trained output scale),
+        (size, outputs)."""
+        return self.w_out * self.s_out if self.config.train_output_scale else self.w_out
 
     @property
     def size(self) -> int:
@@ -106,7 +126,7 @@ class RateRNN(nn.Module):
 
     def forcing(self, inputs: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         """alpha W_in u + noise_std xi: inputs (..., trials, time, inputs) -> (..., trials, time, size)."""
-        drive = input_drive(inputs.to(self.w_in.dtype), self.w_in)
+        drive = input_drive(inputs.to(self.w_in.dtype), self.input_weights())
         return rate_forcing(drive, self.config.alpha, self.config.noise_std, noise)
 
     def step(self, state: torch.Tensor, forcing: torch.Tensor) -> torch.Tensor:
@@ -119,7 +139,7 @@ class RateRNN(nn.Module):
 
     def readout(self, states: torch.Tensor) -> torch.Tensor:
         """z = tanh(x) @ w_out * readout_scale: (..., size) -> (..., outputs)."""
-        return torch.tanh(states) @ self.w_out * self.readout_scale
+        return torch.tanh(states) @ self.output_weights() * self.readout_scale
 
     def _run(self, inputs: torch.Tensor, noise: torch.Tensor | None, emit) -> torch.Tensor:
         if inputs.dim() != 3 or inputs.shape[-1] != self.config.inputs:
@@ -137,7 +157,7 @@ class RateRNN(nn.Module):
         return self._run(inputs, noise, lambda x: x)
 
     def weights(self) -> LowRankWeights | FullRankWeights:
-        """A NumPy snapshot of the weights, for analysis."""
+        """A NumPy snapshot of the weights, for analysis (trained scales folded into w_in and w_out)."""
         raise NotImplementedError
 
     def connectivity(self) -> torch.Tensor:
@@ -177,7 +197,7 @@ class LowRankRNN(RateRNN):
 
     def weights(self) -> LowRankWeights:
         return LowRankWeights(
-            m=_np(self.m), n=_np(self.n), w_in=_np(self.w_in), w_out=_np(self.w_out), h0=_np(self.h0),
+            m=_np(self.m), n=_np(self.n), w_in=_np(self.input_weights()), w_out=_np(self.output_weights()), h0=_np(self.h0),
             noise_std=self.config.noise_std, alpha=self.config.alpha,
         )
 
@@ -210,7 +230,7 @@ class FullRankRNN(RateRNN):
 
     def weights(self) -> FullRankWeights:
         return FullRankWeights(
-            J=_np(self.J), w_in=_np(self.w_in), w_out=_np(self.w_out), h0=_np(self.h0),
+            J=_np(self.J), w_in=_np(self.input_weights()), w_out=_np(self.output_weights()), h0=_np(self.h0),
             noise_std=self.config.noise_std, alpha=self.config.alpha,
         )
 
@@ -241,14 +261,17 @@ def model_from_weights(
     train_inputs: bool = True,
     train_outputs: bool = True,
     train_h0: bool = False,
+    train_input_scale: bool = False,
+    train_output_scale: bool = False,
     dtype: torch.dtype = torch.float32,
 ) -> RateRNN:
-    """A module holding exactly ``weights`` (float32 by default)."""
+    """A module holding exactly ``weights`` (float32 by default); trained scales, if asked for, start at 1."""
     rank = weights.rank if isinstance(weights, LowRankWeights) else None
     config = ModelConfig(
         size=weights.size, inputs=weights.inputs, outputs=weights.outputs, rank=rank,
         noise_std=weights.noise_std, alpha=weights.alpha,
         train_inputs=train_inputs, train_outputs=train_outputs, train_h0=train_h0,
+        train_input_scale=train_input_scale, train_output_scale=train_output_scale,
     )
     model = build_model(config, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

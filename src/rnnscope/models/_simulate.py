@@ -4,11 +4,15 @@ Backends: ``"fast"``, the fused numba kernels (CPU, float32, the private noise g
 seed) and ``"torch"``, the PyTorch time loop (:func:`rnnscope.models.run`) on ``device`` (CPU or CUDA). Both use
 the same private noise for the same ``rng``: the counter-based xi of :func:`rnnscope.models.fast_noise`, so the
 backend changes only float rounding, never the draw.
+
+Perturbations in time (:class:`rnnscope.models.Perturbation`, ``simulate(..., perturbation=)``) run on the PyTorch
+loop only: the fused kernels have no hook for them, so :func:`choose_backend` (``perturbed=True``) picks
+``"torch"`` and refuses ``backend="fast"``. Without a perturbation nothing changes, bit for bit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +21,9 @@ import torch
 
 from rnnscope._validation import as_generator, check_array, check_positive
 from rnnscope.errors import RnnscopeError
-from rnnscope.models._core import input_drive, integrate
-from rnnscope.models._fast import fast_noise, fast_outputs, fast_path_supported, fast_trajectories
+from rnnscope.models._core import input_drive, integrate, rate_forcing
+from rnnscope.models._fast import fast_noise, fast_outputs, fast_path_supported, fast_trajectories, stack_parameters
+from rnnscope.models._perturb import Perturbations, _Resolved, as_perturbations, perturbation_windows, run_perturbed
 from rnnscope.models._rate import ModelConfig, RateRNN, model_from_weights
 from rnnscope.models._weights import FullRankWeights, LowRankBatch, LowRankWeights, stack_weights
 
@@ -51,7 +56,8 @@ def _fused_supported(network: Any, training: bool) -> bool:
 
 
 def choose_backend(
-    network: Any, *, device: str | torch.device | None = None, backend: str = "auto", training: bool = False
+    network: Any, *, device: str | torch.device | None = None, backend: str = "auto", training: bool = False,
+    perturbed: bool = False,
 ) -> str:
     """The backend that runs ``network``: ``"fast"`` (fused kernels) or ``"torch"`` (PyTorch on ``device``).
 
@@ -59,18 +65,21 @@ def choose_backend(
     LowRankWeights, FullRankWeights, a LowRankBatch or a sequence of LowRankWeights. backend: ``"auto"`` picks the
     fused kernels whenever they handle the network on the CPU (float32 parameters), else PyTorch; ``"fast"`` and
     ``"torch"`` insist, and ``"fast"`` with a CUDA device or an unsupported network is an error. training: whether
-    the network is to be trained (weight snapshots can only be simulated). Every part of rnnscope that runs
-    networks (training, analysis, truncation, the demo) asks here.
+    the network is to be trained (weight snapshots can only be simulated). perturbed: whether it runs under a
+    perturbation in time, which only the PyTorch loop applies (``"auto"`` then picks ``"torch"``). Every part of
+    rnnscope that runs networks (training, analysis, truncation, the demo) asks here.
     """
     if backend not in BACKENDS:
         raise RnnscopeError(f"backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
     device = _device(device)
-    supported = _fused_supported(network, training)
+    supported = _fused_supported(network, training) and not perturbed
     if backend == "torch":
         return "torch"
     if backend == "fast":
         if device != "cpu":
             raise RnnscopeError(f"backend: the fused kernels run on the CPU, not on device {device!r}")
+        if perturbed:
+            raise RnnscopeError("backend: the fused kernels do not apply perturbations; use 'torch' or 'auto'")
         if not supported:
             raise RnnscopeError(f"backend: the fused kernels cannot {'train' if training else 'run'} "
                                 f"{type(network).__name__} (a low-rank or full-rank network with float32 parameters)")
@@ -113,7 +122,7 @@ def _kernel_params(network: Any) -> tuple[dict[str, np.ndarray], float, float, f
     if isinstance(network, LowRankBatch):
         return network.arrays(), network.alpha, network.noise_std, 1.0 / network.size
     if isinstance(network, RateRNN):
-        arrays = {name: value.detach().numpy()[None] for name, value in network.named_parameters()}
+        arrays = {name: value.detach().numpy() for name, value in stack_parameters([network]).items()}
         return arrays, network.config.alpha, network.config.noise_std, network.readout_scale
     names = ("m", "n") if isinstance(network, LowRankWeights) else ("J",)
     arrays = {name: getattr(network, name)[None] for name in names + ("w_in", "w_out", "h0")}
@@ -138,6 +147,9 @@ def simulate(
     backend: str = "auto",
     shared_noise: bool = True,
     memory_mb: float = 128.0,
+    perturbation: Perturbations | None = None,
+    epochs: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    dt: float | None = None,
 ) -> Simulation:
     """Run ``network`` on ``inputs`` (trials, time, inputs), without gradients.
 
@@ -149,6 +161,12 @@ def simulate(
     otherwise each network draws its own. record: ``"outputs"``, ``"states"`` or ``"both"``. backend, device:
     see :func:`choose_backend`. memory_mb bounds the per-chunk tensors of the PyTorch loop (chunked over trials).
     The noise for seed s is ``fast_noise((trials, time, size), s)`` on every backend.
+
+    perturbation: a :class:`Perturbation` or a sequence of them, applied at the steps of their windows (see
+    ``rnnscope.models._perturb`` for the equations; outputs are read through the perturbed rates); epochs
+    ``{name: (start (trials,), stop (trials,))}`` in steps (``batch.epochs``) and dt in ms (``batch.dt``) place
+    windows given by epoch name or in ms. A perturbation runs on the PyTorch loop (see :func:`choose_backend`);
+    with None (or an empty sequence) the result is bit-identical to a call without it.
     """
     if record not in RECORDS:
         raise RnnscopeError(f"record: must be one of {', '.join(RECORDS)}, got {record!r}")
@@ -170,7 +188,11 @@ def simulate(
         rng = as_generator(rng, name="rng")
         seeds = [int(rng.integers(2**63 - 1))] * networks if shared_noise or networks == 1 else [
             int(s) for s in rng.integers(2**63 - 1, size=networks)]
-    chosen = choose_backend(net, device=device, backend=backend)
+    perturbations = as_perturbations(perturbation)
+    flags = None
+    if perturbations:
+        flags = perturbation_windows(perturbations, inputs.shape[0], inputs.shape[1], epochs=epochs, dt=dt)
+    chosen = choose_backend(net, device=device, backend=backend, perturbed=bool(perturbations))
     if chosen == "fast":
         arrays, alpha, noise_std, scale = _kernel_params(net)
         noise_std = noise_std if noise else 0.0
@@ -186,14 +208,16 @@ def simulate(
         if stack is None:
             outputs, states = (None if a is None else a[0] for a in (outputs, states))
         return Simulation(outputs, states, stack is not None, chosen)
-    outputs, states = _torch_simulate(net, inputs, seeds if noise else None, record, _device(device), memory_mb)
+    outputs, states = _torch_simulate(net, inputs, seeds if noise else None, record, _device(device), memory_mb,
+                                      perturbations, flags)
     return Simulation(outputs, states, stack is not None, chosen)
 
 
 @torch.no_grad()
 def _torch_simulate(net, inputs: np.ndarray, seeds: list[int] | None, record: str, device: str,
-                    memory_mb: float) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The PyTorch loop of :func:`simulate`, chunked over trials."""
+                    memory_mb: float, perturbations=(), flags: np.ndarray | None = None
+                    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The PyTorch loop of :func:`simulate`, chunked over trials; flags (trials, time, K) with perturbations."""
     stacked = isinstance(net, LowRankBatch)
     if stacked:
         as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
@@ -205,9 +229,13 @@ def _torch_simulate(net, inputs: np.ndarray, seeds: list[int] | None, record: st
         model = model.to(device)
         noise_std, alpha, networks = model.config.noise_std, model.config.alpha, 1
         dtype = next(model.parameters()).dtype
+    resolved = None
+    if perturbations:
+        m_clamp = m if stacked else getattr(model, "m", None)
+        resolved = _Resolved(perturbations, net.size, m_clamp, dtype, device)
     size, (trials, steps) = net.size, inputs.shape[:2]
     kept = 2 if record == "both" else 1
-    per_trial = (3 + kept) * 4 * networks * steps * size
+    per_trial = (3 + kept + bool(perturbations)) * 4 * networks * steps * size  # a perturbation copies the forcing
     chunk = max(1, min(trials, int(memory_mb * 2**20 // per_trial)))
     outputs, states = [], []
     for start in range(0, trials, chunk):
@@ -217,7 +245,17 @@ def _torch_simulate(net, inputs: np.ndarray, seeds: list[int] | None, record: st
         if seeds is not None and noise_std > 0:
             xi = _stack_noise(seeds, start, shape, device).to(dtype)
             xi = xi.expand((networks,) + shape) if stacked else xi[0]
-        if stacked:
+        if resolved is not None:
+            f = torch.from_numpy(flags[start : start + chunk]).to(device=device, dtype=dtype)
+            if stacked:
+                forcing = rate_forcing(input_drive(u, w_in), alpha, noise_std, xi)
+                x, z = run_perturbed(forcing, f, h0[:, None, :], lambda r: (r @ n_scaled) @ m_t,
+                                     lambda r: r @ w_out_scaled[:, None], alpha=alpha, resolved=resolved, record=record)
+            else:
+                x, z = run_perturbed(model.forcing(u, xi), f, model.h0, model.recurrent,
+                                     lambda r: r @ model.output_weights() * model.readout_scale, alpha=alpha,
+                                     resolved=resolved, record=record)
+        elif stacked:
             x = integrate(input_drive(u, w_in), h0[:, None, :], lambda r: (r @ n_scaled) @ m_t, lambda s: s,
                           alpha=alpha, noise_std=noise_std, noise=xi)
             z = torch.tanh(x) @ w_out_scaled[:, None] if record != "states" else None

@@ -1,5 +1,6 @@
 """Figures: each function takes result objects and an optional ``ax`` and returns a matplotlib Figure."""
 
+from rnnscope.plots._behaviour import plot_choice_table
 from rnnscope.plots._data import plot_selectivity_signal, plot_task_projection
 from rnnscope.plots._latent import FIXED_POINT_GID, plot_flow_field, plot_loadings, plot_potential, plot_trajectories
 from rnnscope.plots._populations import (
@@ -36,5 +37,6 @@ __all__ = [
     "plot_example_trials",
     "plot_effective_overlaps",
     "plot_resampling",
+    "plot_choice_table",
     "PANEL_SIZE",
 ]

@@ -189,7 +189,8 @@ def plot_effective_overlaps(
     groups: {group label: {epoch: EffectiveOverlaps}} (``TaskAnalysis.groups``, or {"all trials": epochs}).
     Left: the leading eigenvalue of the effective recurrent overlap matrix per epoch (1 = the edge of
     instability, where the latent variable integrates); right: the effective input overlaps
-    ``n . phi' w_in / size`` of latent direction 1 during ``epoch``, one bar per input and group."""
+    ``n_r . phi' w_in / size`` of every latent direction r during ``epoch``, one bar per (input, direction) and
+    group."""
     labels = list(groups)
     if not labels:
         raise RnnscopeError("groups: nothing to plot")
@@ -205,16 +206,20 @@ def plot_effective_overlaps(
         rec_ax.bar(np.arange(len(epochs)) + (j - (len(labels) - 1) / 2) * width, values, width, color=color,
                    label=label, gid="effective-overlap")
         chosen = groups[label].get(epoch) or next(iter(groups[label].values()))
-        inputs = np.asarray(chosen.input_overlaps)[0]
+        matrix = np.atleast_2d(np.asarray(chosen.input_overlaps, dtype=float))  # (rank, inputs)
+        inputs = matrix.T.ravel()  # every (input, latent direction) pair, grouped by input
         in_ax.bar(np.arange(len(inputs)) + (j - (len(labels) - 1) / 2) * width, inputs, width, color=color,
                   label=label, gid="effective-input-overlap")
+        rank = matrix.shape[0]
     rec_ax.axhline(1.0, **REFERENCE_LINE)
     rec_ax.set_xticks(np.arange(len(epochs)), epochs, rotation=30, fontsize=FONT_SIZE)
     _style(rec_ax, "task epoch", r"effective overlap $\lambda_{max}(n\,\phi'\,m/N)$", "recurrent feedback")
     in_ax.axhline(0.0, color="0.6", linewidth=0.6)
-    in_ax.set_xticks(np.arange(len(input_names)), [n.replace("_", " ") for n in input_names], rotation=30,
-                     fontsize=FONT_SIZE)
-    _style(in_ax, "input", r"effective input overlap $n_1\,\phi'\,w_{in}/N$", f"input drive ({epoch})")
+    ticks = [n.replace("_", " ") if rank == 1 else f"n{r + 1}.{n.replace('_', ' ')}"
+             for n in input_names for r in range(rank)]
+    in_ax.set_xticks(np.arange(len(ticks)), ticks, rotation=30 if rank == 1 else 60, fontsize=FONT_SIZE)
+    _style(in_ax, "input" if rank == 1 else "latent direction . input",
+           r"effective input overlap $n_r\,\phi'\,w_{in}/N$", f"input drive ({epoch})")
     if len(labels) > 1:
         rec_ax.legend(fontsize="small", frameon=False)
         in_ax.legend(fontsize="small", frameon=False)

@@ -1,9 +1,11 @@
 """Self-contained HTML reports of runs, side-by-side comparisons, and the demo."""
 
 from rnnscope.report._api import compare, report
+from rnnscope.report._behaviour import ChoiceTable, ConditionOverlaps, Gating, value_name
 from rnnscope.report._data import DATA_SECTIONS, compare_run_with_data, data_report, write_data_report
 from rnnscope.report._demo import DemoConfig, DemoResult, demo
 from rnnscope.report._html import SECTIONS, RenderedFigures, ReportFiles, render_figures, write_comparison, write_report
+from rnnscope.report._mechanism import format_p_value, rounded
 from rnnscope.report._sections import (
     ExampleTrials,
     LatentSection,
@@ -20,6 +22,12 @@ from rnnscope.report._sections import (
 
 __all__ = [
     "DATA_SECTIONS",
+    "ChoiceTable",
+    "ConditionOverlaps",
+    "Gating",
+    "value_name",
+    "format_p_value",
+    "rounded",
     "data_report",
     "write_data_report",
     "compare_run_with_data",

@@ -19,6 +19,8 @@ from matplotlib.figure import Figure
 import rnnscope
 from rnnscope import io
 from rnnscope.errors import RnnscopeError
+from rnnscope.report._behaviour import value_name
+from rnnscope.report._mechanism import format_p_value
 from rnnscope.report._sections import RunAnalysis
 
 __all__ = ["SECTIONS", "ReportFiles", "RenderedFigures", "render_figures", "write_report", "write_comparison"]
@@ -66,6 +68,7 @@ def _figures(analysis: RunAnalysis) -> dict[str, list[_Figure]]:
     from rnnscope.plots import (
         PANEL_SIZE,
         plot_bic,
+        plot_choice_table,
         plot_effective_overlaps,
         plot_epairs,
         plot_example_trials,
@@ -85,6 +88,15 @@ def _figures(analysis: RunAnalysis) -> dict[str, list[_Figure]]:
     if analysis.psychometric.curves:
         out["behaviour"].append(_Figure("psychometric", plot_psychometric(analysis.psychometric),
                                         "Fraction of +1 choices against each stimulus coherence (binomial s.e.)."))
+    for table in analysis.tables:
+        if table.shows == "accuracy":
+            out["behaviour"].append(_Figure("match-accuracy", plot_choice_table(table),
+                                            f"Accuracy for every {table.rows} / {table.columns} pair (match cells on "
+                                            "the diagonal)."))
+        else:
+            out["behaviour"].append(_Figure("decision-map", plot_choice_table(table),
+                                            f"Decision map: fraction of +1 choices for every {table.rows} / "
+                                            f"{table.columns} pair."))
     out["examples"].append(_Figure("example-trials", plot_example_trials(analysis.examples),
                                    "Inputs (top) and target / network output (bottom); the decision epoch is shaded."))
     latent = analysis.latent
@@ -95,7 +107,8 @@ def _figures(analysis: RunAnalysis) -> dict[str, list[_Figure]]:
         groups = [(None, np.ones(len(next(iter(conditions.values()))), dtype=bool))] if conditions else []
         for name in ("context", "modality"):
             if name in conditions:
-                groups = [(f"{name}={v}", conditions[name] == v) for v in np.unique(conditions[name])]
+                groups = [(f"{name}={value_name(analysis.task, name, v)}", conditions[name] == v)
+                          for v in np.unique(conditions[name])]
                 break
         if groups:
             fig = Figure(figsize=(PANEL_SIZE[0] * 1.2 * len(groups), PANEL_SIZE[1]), layout="constrained")
@@ -119,7 +132,9 @@ def _figures(analysis: RunAnalysis) -> dict[str, list[_Figure]]:
         if latent.potential is not None:
             out["latent"].append(_Figure("potential", plot_potential(latent.potential, result.summary.fixed_points),
                                          "Potential V(kappa) of the rank-1 dynamics without input."))
-        groups_eff = result.groups or {"all trials": result.epochs}
+        contexts = [g for g in latent.by_condition if g.condition in ("context", "modality")]
+        groups_eff = ({f"{contexts[0].condition} {n}": e for n, e in zip(contexts[0].names, contexts[0].per_group, strict=True)}
+                      if contexts else {"all trials": result.epochs})
         if groups_eff and all(groups_eff.values()):
             out["overlaps"].append(_Figure("effective-overlaps", plot_effective_overlaps(groups_eff, analysis.task.input_names),
                                            "Gain-weighted overlaps per task epoch and condition group."))
@@ -168,12 +183,13 @@ def _section_data(analysis: RunAnalysis) -> dict[str, Any]:
         "configuration": {"config": analysis.config,
                           "task": analysis.task.describe() if hasattr(analysis.task, "describe") else {"name": analysis.task.name}},
         "learning": {"history": full["history"]},
-        "behaviour": {"evaluation": full["evaluation"], "psychometric": full["psychometric"]},
+        "behaviour": {"evaluation": full["evaluation"], "psychometric": full["psychometric"], "tables": full["tables"]},
         "examples": analysis.examples.to_dict(),
         "latent": {k: latent.get(k) for k in ("fixed_points", "ring", "limit_cycle", "origin", "variance_explained",
                                                "recurrent_variance_explained", "colour_by")} if latent else None,
-        "overlaps": {k: latent.get(k) for k in ("overlaps", "input_overlaps", "readout_overlaps", "effective_overlaps",
-                                                 "effective_overlaps_by_condition")} if latent else None,
+        "overlaps": {**{k: latent.get(k) for k in ("overlaps", "input_overlaps", "readout_overlaps", "effective_overlaps",
+                                                    "effective_overlaps_by_condition", "effective_overlaps_grouped")},
+                     "gating": full["gating"]} if latent else None,
         "populations": full["populations"],
     }
 
@@ -195,7 +211,7 @@ def _table(rows: Sequence[tuple[str, Any]], head: tuple[str, str] | None = None)
 def _matrix(values: Any, rows: Sequence[str], cols: Sequence[str]) -> str:
     values = np.atleast_2d(np.asarray(values, dtype=float))
     head = "<tr><th></th>" + "".join(f"<th>{html.escape(c)}</th>" for c in cols) + "</tr>"
-    body = "".join("<tr><th>" + html.escape(r) + "</th>" + "".join(f"<td>{v:.3f}</td>" for v in row) + "</tr>"
+    body = "".join("<tr><th>" + html.escape(r) + "</th>" + "".join(f"<td>{v:.3f}</td>" if np.isfinite(v) else "<td>-</td>" for v in row) + "</tr>"
                    for r, row in zip(rows, values, strict=True))
     return f'<table class="numbers">{head}{body}</table>'
 
@@ -233,8 +249,14 @@ def _section_html(sid: str, analysis: RunAnalysis) -> str:
         ev = analysis.evaluation
         rows = [("accuracy", ev.accuracy), ("loss (masked MSE)", ev.loss), ("trials", ev.trials)]
         for cond, per in ev.per_condition.items():
-            rows += [(f"accuracy, {cond} = {v}", a) for v, a in per.items()]
+            if len(per) <= 12:
+                rows += [(f"accuracy, {cond} = {value_name(analysis.task, cond, v)}", a) for v, a in per.items()]
         parts.append(_table(rows))
+        for table in analysis.tables:
+            shown = table.accuracy if table.shows == "accuracy" else table.choices
+            what = "accuracy" if table.shows == "accuracy" else "fraction of +1 choices"
+            parts.append(f"<h3>{html.escape(what)}: {html.escape(table.rows)} (rows) x {html.escape(table.columns)} "
+                         "(columns)</h3>" + _matrix(shown, list(table.row_names), list(table.column_names)))
     elif sid == "latent" and analysis.latent is not None:
         res = analysis.latent.analysis
         points = res.summary.fixed_points.fixed_points
@@ -250,14 +272,7 @@ def _section_html(sid: str, analysis: RunAnalysis) -> str:
         parts.append("<h3>Input overlaps n.w_in/N</h3>" + _matrix(s.input_overlaps, rn, list(analysis.task.input_names)))
         parts.append("<h3>Readout overlaps m.w_out/N</h3>" + _matrix(s.readout_overlaps, [f"m{r + 1}" for r in range(rank)],
                                                                    list(analysis.task.output_names)))
-        groups = analysis.latent.analysis.groups or {"all trials": analysis.latent.analysis.epochs}
-        rows = []
-        for group, per_epoch in groups.items():
-            for epoch, eff in per_epoch.items():
-                rows.append((f"{group}, {epoch}", [float(np.max(np.linalg.eigvals(eff.overlaps).real))]
-                             + [float(v) for v in np.asarray(eff.input_overlaps)[0]]))
-        parts.append("<h3>Effective overlaps (gain-weighted): [recurrent eigenvalue, input overlaps of n1 ("
-                     + html.escape(", ".join(analysis.task.input_names)) + ")]</h3>" + _table(rows))
+        parts.append(_grouped_overlaps(analysis))
     elif sid == "populations":
         pops = analysis.populations
         if pops is None or pops.fit is None:
@@ -275,12 +290,47 @@ def _section_html(sid: str, analysis: RunAnalysis) -> str:
             if pops.epairs is not None:
                 e = pops.epairs
                 parts.append("<h3>ePAIRS (loading space)</h3>" + _table(
-                    [("p-value", e.p_value), ("effect size c", e.c), ("neurons", pops.epairs_neurons),
+                    [("rank-sum test", format_p_value(e.p_value)), ("effect size c", e.c), ("neurons", pops.epairs_neurons),
                      ("null draws", int(e.null_angles.shape[0])), ("significant (p < 5e-4)", bool(e.significant))]))
             for note in pops.notes:
                 parts.append(f'<p class="note">Note: {html.escape(note)}</p>')
     if sid in ("latent", "overlaps") and analysis.latent is None:
         parts.append('<p class="note">Latent analysis needs a low-rank network.</p>')
+    return "\n".join(parts)
+
+
+def _grouped_overlaps(analysis: RunAnalysis) -> str:
+    """Effective overlaps in full (every n_i.phi'.m_j/N and every n_i.phi'.w_in/N) per epoch, for all trials and
+    for the trials of each value of each grouping condition, then each population's part per context."""
+    latent = analysis.latent
+    rank = latent.analysis.summary.rank
+    names = list(analysis.task.input_names)
+    cols = [f"n{i + 1}.m{j + 1}" for i in range(rank) for j in range(rank)]
+    cols += [f"n{i + 1}.{name}" for i in range(rank) for name in names]
+
+    def row(eff: Any) -> list[float]:
+        return list(np.asarray(eff.overlaps, dtype=float).ravel()) + list(np.asarray(eff.input_overlaps, dtype=float).ravel())
+
+    parts = ["<h3>Effective overlaps (gain-weighted, /N), all trials</h3>" + _matrix(
+        [row(e) for e in latent.analysis.epochs.values()], list(latent.analysis.epochs), cols)]
+    for group in latent.by_condition:
+        labels, values = [], []
+        for name, per_epoch in zip(group.names, group.per_group, strict=True):
+            for epoch, eff in per_epoch.items():
+                labels.append(f"{group.condition} {name}, {epoch}")
+                values.append(row(eff))
+        parts.append(f"<h3>Effective overlaps by {html.escape(group.condition)}</h3>" + _matrix(values, labels, cols))
+    gating = analysis.gating
+    if gating is not None:
+        labels, values = [], []
+        for p, pop in enumerate(gating.populations):
+            for g, ctx in enumerate(gating.names):
+                labels.append(f"{pop}, {gating.condition} {ctx}")
+                values.append(list(gating.drive[p, g].ravel()))
+        source = "the design's populations" if gating.source == "design" else "the two-population fit"
+        parts.append(f"<h3>Each population's part of the effective input overlaps during the {html.escape(gating.epoch)} "
+                     f"({html.escape(source)}; parts add up to the whole)</h3>"
+                     + _matrix(values, labels, [f"n{i + 1}.{name}" for i in range(rank) for name in names]))
     return "\n".join(parts)
 
 

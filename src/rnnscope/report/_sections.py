@@ -17,6 +17,16 @@ from rnnscope import io
 from rnnscope._validation import as_generator, check_int
 from rnnscope.analysis import PopulationModel, epairs, fit_populations, loadings, resample_model
 from rnnscope.models import LowRankWeights, RateRNN, simulate
+from rnnscope.report._behaviour import (
+    ChoiceTable,
+    ConditionOverlaps,
+    Gating,
+    choice_tables,
+    condition_overlaps,
+    population_gating,
+    value_name,
+)
+from rnnscope.report._mechanism import describe_mechanism
 from rnnscope.tasks import Task, TrialBatch, decisions
 from rnnscope.training import Evaluation, evaluate
 
@@ -108,20 +118,24 @@ def _label(value: Any) -> str:
     return f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
 
 
-def psychometric(outputs: np.ndarray, batch: TrialBatch, *, max_values: int = 12) -> Psychometric:
-    """Fraction of trials whose decision (mean output over the decision epoch, first output) is positive, for
-    every value of every stimulus condition (numeric, at most ``max_values`` values, not a grouping condition),
-    per group (context, modality) where the task has one. outputs: (trials, time, outputs)."""
+def psychometric(outputs: np.ndarray, batch: TrialBatch, *, task: Task | None = None,
+                 max_values: int = 12) -> Psychometric:
+    """Fraction of trials whose decision (mean output over the decision epoch, first output) is positive against
+    every coherence condition (a numeric condition whose name contains "coherence", at most ``max_values``
+    values), per group (context, modality) where the task has one; categorical conditions (dms's sample, romo's
+    f1) get a ``ChoiceTable`` instead. task: names the groups' values ("context=colour"). outputs: (trials,
+    time, outputs)."""
     choice = decisions(outputs, batch.mask)[:, 0] > 0
     groups: list[tuple[str, np.ndarray]] = []
     for name in GROUPING_CONDITIONS:
         if name in batch.conditions:
-            groups += [(f"{name}={_label(v)}", batch.conditions[name] == v) for v in np.unique(batch.conditions[name])]
+            groups += [(f"{name}={value_name(task, name, v) if task is not None else _label(v)}",
+                        batch.conditions[name] == v) for v in np.unique(batch.conditions[name])]
     if not groups:
         groups = [("", np.ones(batch.trials, dtype=bool))]
     curves = []
     for name, values in batch.conditions.items():
-        if name in GROUPING_CONDITIONS or not np.issubdtype(np.asarray(values).dtype, np.number):
+        if "coherence" not in name or not np.issubdtype(np.asarray(values).dtype, np.number):
             continue
         unique = np.unique(values)
         if len(unique) > max_values:
@@ -129,7 +143,8 @@ def psychometric(outputs: np.ndarray, batch: TrialBatch, *, max_values: int = 12
         for group, keep in groups:
             counts = np.array([np.sum(keep & (values == v)) for v in unique])
             present = counts > 0
-            fractions = np.array([choice[keep & (values == v)].mean() if c else np.nan for v, c in zip(unique, counts, strict=True)])
+            fractions = np.array([choice[keep & (values == v)].mean() if c else np.nan
+                                  for v, c in zip(unique, counts, strict=True)])
             curves.append(PsychometricCurve(name, group, unique[present].astype(float), fractions[present],
                                             counts[present]))
     return Psychometric(tuple(curves))
@@ -168,16 +183,19 @@ def example_trials(outputs: np.ndarray, batch: TrialBatch, task: Task, count: in
 class LatentSection:
     """analysis: ``TaskAnalysis`` (overlaps, fixed points, trajectories, effective overlaps per epoch and group);
     flow: ``FlowField`` without input; potential: rank-1 ``Potential`` (None for higher ranks); colour_by: the
-    condition trajectories are coloured by (None: one colour)."""
+    condition trajectories are coloured by (None: one colour); by_condition: effective overlaps of fresh trials
+    grouped by each condition in ``OVERLAP_CONDITIONS`` (context, modality, sample, test, match, f1)."""
 
     analysis: Any
     flow: Any
     potential: Any
     colour_by: str | None
+    by_condition: tuple[ConditionOverlaps, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out = self.analysis.to_dict()
         out["colour_by"] = self.colour_by
+        out["effective_overlaps_grouped"] = [g.to_dict() for g in self.by_condition]
         return out
 
 
@@ -213,7 +231,10 @@ class RunAnalysis:
     name: a short label; path: the run directory (None for an in-memory network); config: the run's config.json;
     history: per-epoch metrics; evaluation: accuracy on ``ReportConfig.trials`` fresh trials; psychometric;
     examples; latent: None for full-rank networks; populations: None for full-rank networks; summary: the
-    generated text; weights: the low-rank weights analysed (None for full rank); report_config: the settings; notes: sections left empty and why; seconds: time spent per section."""
+    generated text; weights: the low-rank weights analysed (None for full rank); report_config: the settings;
+    notes: sections left empty and why; seconds: time spent per section; tables: choice tables (dms match
+    accuracy per sample/test pair, romo f1-f2 decision map); gating: each population's part of the effective
+    input overlaps per context (None without contexts or populations)."""
 
     name: str
     path: Path | None
@@ -230,6 +251,8 @@ class RunAnalysis:
     report_config: ReportConfig = ReportConfig()
     notes: tuple[str, ...] = ()
     seconds: Mapping[str, float] = field(default_factory=dict)
+    tables: tuple[ChoiceTable, ...] = ()
+    gating: Gating | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -239,6 +262,8 @@ class RunAnalysis:
             "history": list(self.history),
             "evaluation": self.evaluation.to_dict(),
             "psychometric": self.psychometric.to_dict(),
+            "tables": [t.to_dict() for t in self.tables],
+            "gating": self.gating.to_dict() if self.gating is not None else None,
             "latent": self.latent.to_dict() if self.latent is not None else None,
             "populations": self.populations.to_dict() if self.populations is not None else None,
             "summary": self.summary,
@@ -295,100 +320,37 @@ def _latent(weights: LowRankWeights, task: Task, config: ReportConfig, rng: np.r
     analysis = analyze_on_task(weights, task, trials=config.analysis_trials, rng=rng, starts=config.fixed_point_starts)
     flow = flow_field(weights, resolution=config.flow_resolution)
     pot = potential(weights) if weights.rank == 1 else None
-    return LatentSection(analysis, flow, pot, _colour_by(analysis.conditions))
+    batch = task.sample(config.analysis_trials, rng=rng)
+    states = simulate(weights, batch.inputs, rng=rng, record="states").states
+    grouped = condition_overlaps(weights, np.asarray(states), batch, task)
+    return LatentSection(analysis, flow, pot, _colour_by(analysis.conditions), grouped)
 
 
-# -- the generated summary ----------------------------------------------------------------------------------------
-def _fixed_point_phrase(points: Any, rank: int) -> str:
-    classes = [str(s) for s in points.stability]
-    stable = classes.count("stable")
-    kappa = np.asarray(points.kappa)
-    nonzero_stable = [k for k, c in zip(kappa, classes, strict=True) if c == "stable" and np.linalg.norm(k) > 1e-3]
-    if stable == 0:
-        return "no stable fixed point without input (the activity keeps moving)"
-    if stable == 1 and not nonzero_stable:
-        return "monostable: without input the activity relaxes to kappa = 0"
-    if stable == 2 and len(nonzero_stable) == 2:
-        where = ", ".join(f"{k[0]:+.2f}" for k in nonzero_stable) if rank == 1 else \
-            " and ".join("(" + ", ".join(f"{v:.2f}" for v in k) + ")" for k in nonzero_stable)
-        return f"bistable: two stable fixed points at kappa = {where}, one per choice"
-    return f"{stable} stable fixed points without input ({', '.join(f'{c}' for c in classes)})"
+def _design_labels(config: Mapping[str, Any], size: int) -> tuple[np.ndarray, tuple[str, ...]] | None:
+    """The populations a designed network was drawn from, (labels (size,), names), or None."""
+    from rnnscope.design import population_labels, spec_from_dict
+
+    design = config.get("design")
+    if not isinstance(design, dict) or not isinstance(design.get("spec"), dict) or design.get("size") != size:
+        return None
+    try:
+        spec = spec_from_dict(design["spec"])
+    except Exception:  # a spec this version cannot read: no design labels, the report still works
+        return None
+    return population_labels(spec, size), tuple(str(p.name) for p in spec.populations)
 
 
-def describe_mechanism(analysis: RunAnalysis) -> str:
-    """A few sentences on what the network computes and how, generated from the analysis' numbers."""
-    model = analysis.config.get("model", {})
-    size = model.get("size", "?")
-    rank = model.get("rank")
-    task = analysis.config.get("task", {}).get("name", analysis.task.name)
-    description = getattr(analysis.task, "description", "") or task
-    kind = f"rank-{rank}" if rank else "full-rank"
-    sentences = [f"{kind} network of {size} neurons trained on {task}, {description}: accuracy "
-                 f"{analysis.evaluation.accuracy:.2f} on {analysis.evaluation.trials} fresh trials."]
-    latent = analysis.latent
-    if latent is not None:
-        summary = latent.analysis.summary
-        over = np.asarray(summary.overlaps)
-        if rank == 1:
-            sentences.append(f"Overlap n.m/N = {over[0, 0]:.2f} "
-                             f"({'above' if over[0, 0] > 1 else 'below'} 1, the origin is "
-                             f"{'stable' if summary.origin.stable else 'unstable'}); "
-                             f"{_fixed_point_phrase(summary.fixed_points.fixed_points, 1)}.")
-        else:
-            eig = np.linalg.eigvals(over)
-            sentences.append("Overlap matrix eigenvalues " + ", ".join(f"{v.real:.2f}" + (f"{v.imag:+.2f}i" if abs(v.imag) > 1e-6 else "") for v in eig)
-                             + f"; {_fixed_point_phrase(summary.fixed_points.fixed_points, int(rank or 2))}.")
-        inputs = np.asarray(summary.input_overlaps)  # (rank, inputs)
-        names = list(analysis.task.input_names)
-        strongest = int(np.argmax(np.abs(inputs[0])))
-        sentences.append(f"Input is integrated along n: the largest input overlap n.w_in/N is "
-                         f"{inputs[0, strongest]:+.2f} for {names[strongest]}"
-                         + (f" (others {', '.join(f'{names[i]} {inputs[0, i]:+.2f}' for i in range(len(names)) if i != strongest)})"
-                            if len(names) > 1 else "") + ".")
-        groups = latent.analysis.groups
-        if len(groups) > 1:
-            epoch = "stimulus" if all("stimulus" in g for g in groups.values()) else None
-            if epoch is not None:
-                per_group = {g: np.asarray(e[epoch].input_overlaps)[0] for g, e in groups.items()}
-                parts = [f"{g}: " + ", ".join(f"{names[i]} {v[i]:+.2f}" for i in range(min(2, len(names))))
-                         for g, v in per_group.items()]
-                stacked = np.stack(list(per_group.values()))[:, : min(2, len(names))]
-                spread = float(np.max(np.abs(stacked.max(axis=0) - stacked.min(axis=0))))
-                verdict = ("the context changes which input drives kappa through the neurons' gain (gain modulation)"
-                           if spread > 0.2 * max(float(np.abs(stacked).max()), 1e-9) else
-                           "the groups drive kappa alike")
-                sentences.append(f"Effective input overlaps during the stimulus, {'; '.join(parts)}: {verdict}.")
-        sentences.append(f"span(m, w_in) holds {latent.analysis.projection.variance_explained:.0%} of the activity's "
-                         "variance.")
-    pops = analysis.populations
-    if pops is not None and pops.resampling:
-        accs = {r.populations: r.mean for r in pops.resampling}
-        trained = pops.resampling[0].trained_accuracy
-        one = accs.get(1)
-        text = f"Networks resampled from one Gaussian reach {one:.2f}"
-        if 2 in accs:
-            text += f", from two populations {accs[2]:.2f}"
-        text += f" (trained network {trained:.2f}): "
-        tolerance = 0.1  # the paper's criterion: resampled networks within 10 points of the trained one
-        if trained < 0.6:
-            text += "the trained network is near chance, so resampling says little."
-        elif one is not None and one >= trained - tolerance:
-            text += "one Gaussian population suffices."
-        elif 2 in accs and accs[2] >= trained - tolerance:
-            text += "the computation needs two populations."
-        elif 2 in accs and accs[2] > one + 0.1:
-            text += "population structure matters, but two populations recover only part of the accuracy."
-        else:
-            text += "neither model recovers the accuracy at this size."
-        if pops.fit is not None:
-            text += f" BIC prefers {pops.fit.chosen} population{'s' if pops.fit.chosen > 1 else ''}"
-            if pops.epairs is not None:
-                text += (f"; ePAIRS p = {pops.epairs.p_value:.2g} "
-                         f"({'non-random clustering of' if pops.epairs.significant else 'no clustering detected in'}"
-                         " the loadings)")
-            text += "."
-        sentences.append(text)
-    return " ".join(sentences)
+def _gating(weights: LowRankWeights, config: Mapping[str, Any], task: Task, latent: LatentSection | None,
+            populations: PopulationSection | None) -> Gating | None:
+    contexts = [g for g in (latent.by_condition if latent is not None else ()) if g.condition in GROUPING_CONDITIONS]
+    if not contexts:
+        return None
+    designed = _design_labels(config, weights.size)
+    if designed is not None and len(np.unique(designed[0])) >= 2:
+        return population_gating(weights, contexts[0], designed[0], task, population_names=designed[1], source="design")
+    if populations is not None and populations.labels is not None:
+        return population_gating(weights, contexts[0], populations.labels, task, source="two-population fit")
+    return None
 
 
 # -- one run ------------------------------------------------------------------------------------------------------
@@ -426,20 +388,22 @@ def analyze_for_report(
         notes.append("no metrics.jsonl: learning curves unavailable (imported or designed network)")
     evaluation = timed("behaviour", lambda: evaluate(model, task, trials=config.trials, rng=rng))
 
-    def behaviour() -> tuple[Psychometric, ExampleTrials]:
+    def behaviour() -> tuple[Psychometric, ExampleTrials, tuple[ChoiceTable, ...]]:
         batch = task.sample(config.trials, rng=rng)
         outputs = simulate(model, batch.inputs, rng=rng).outputs
-        return psychometric(outputs, batch), example_trials(outputs, batch, task, config.example_trials)
+        return (psychometric(outputs, batch, task=task), example_trials(outputs, batch, task, config.example_trials),
+                choice_tables(outputs, batch, task))
 
-    curves, examples = timed("psychometric", behaviour)
+    curves, examples, tables = timed("psychometric", behaviour)
     weights = _weights_of(model)
-    latent = populations = None
+    latent = populations = gating = None
     if isinstance(weights, LowRankWeights):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             latent = timed("latent", lambda: _latent(weights, task, config, rng))
         populations = timed("populations", lambda: _populations(weights, task, config, rng))
         notes += list(populations.notes)
+        gating = _gating(weights, loaded.config, task, latent, populations)
     else:
         notes.append("full-rank network: latent and population analyses need a low-rank network")
     analysis = RunAnalysis(
@@ -447,6 +411,6 @@ def analyze_for_report(
         config=loaded.config, task=task, history=history, evaluation=evaluation, psychometric=curves,
         examples=examples, latent=latent, populations=populations, summary="",
         weights=weights if isinstance(weights, LowRankWeights) else None, report_config=config, notes=tuple(notes),
-        seconds=seconds,
+        seconds=seconds, tables=tables, gating=gating,
     )
     return dataclasses.replace(analysis, summary=describe_mechanism(analysis))

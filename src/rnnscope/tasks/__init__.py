@@ -20,6 +20,16 @@ from rnnscope.tasks._base import (
 from rnnscope.tasks._decision import ContextDependent, Multisensory, RandomDots
 from rnnscope.tasks._memory import DelayedMatchToSample, ParametricWorkingMemory
 from rnnscope.tasks._neurogym import NeurogymTask
+from rnnscope.tasks._recipes import (
+    RECIPES,
+    RECOMMENDED,
+    Recipe,
+    RecipeStage,
+    default_recipe,
+    list_recipes,
+    load_recipe,
+    recipe_for,
+)
 from rnnscope.tasks._registry import (
     TASKS,
     import_task,
@@ -60,3 +70,5 @@ __all__ = [
     "epoch_mask",
     "timeline",
 ]
+
+__all__ += ["Recipe", "RecipeStage", "RECIPES", "RECOMMENDED", "recipe_for", "default_recipe", "load_recipe", "list_recipes"]

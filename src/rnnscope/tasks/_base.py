@@ -142,6 +142,10 @@ class TaskBase:
         """Task-specific checks (override)."""
 
     conditions: ClassVar[tuple[str, ...]] = ()  # what ``sample`` can pin by keyword
+    # what integer condition values mean, {condition: {value: name}} (e.g. mante's context 0 is "colour"), and which
+    # inputs a context value makes relevant, {condition: {value: input names}}; reports and text output read them
+    condition_labels: ClassVar[Mapping[str, Mapping[int, str]]] = {}
+    relevant_inputs: ClassVar[Mapping[str, Mapping[int, tuple[str, ...]]]] = {}
 
     def sample(self, trials: int, *, rng: np.random.Generator | int, **conditions: Any) -> TrialBatch:
         """``trials`` fresh trials; rng: an int seed or a Generator; keyword conditions (names in ``conditions``)

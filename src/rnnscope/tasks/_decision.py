@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -102,6 +103,10 @@ class Multisensory(_CuedDecision):
     reference: ClassVar[str] = "Raposo et al. 2014; Dubreuil, Valente et al. 2022"
     input_names: ClassVar[tuple[str, ...]] = ("visual", "auditory", "visual_cue", "auditory_cue")
     conditions: ClassVar[tuple[str, ...]] = ("coherence", "modality")
+    condition_labels: ClassVar[Mapping[str, Mapping[int, str]]] = {
+        "modality": {0: "visual", 1: "auditory", 2: "multisensory"}}
+    relevant_inputs: ClassVar[Mapping[str, Mapping[int, tuple[str, ...]]]] = {
+        "modality": {0: ("visual",), 1: ("auditory",), 2: ("visual", "auditory")}}
 
     def _sample(self, trials: int, *, rng: np.random.Generator, **conditions: Any) -> TrialBatch:
         coherence = self.draw("coherence", conditions.get("coherence"), self.coherences, trials, rng).astype(float)
@@ -137,6 +142,9 @@ class ContextDependent(_CuedDecision):
     reference: ClassVar[str] = "Mante et al. 2013; Dubreuil, Valente et al. 2022"
     input_names: ClassVar[tuple[str, ...]] = ("colour", "motion", "colour_cue", "motion_cue")
     conditions: ClassVar[tuple[str, ...]] = ("colour_coherence", "motion_coherence", "context")
+    condition_labels: ClassVar[Mapping[str, Mapping[int, str]]] = {"context": {0: "colour", 1: "motion"}}
+    relevant_inputs: ClassVar[Mapping[str, Mapping[int, tuple[str, ...]]]] = {
+        "context": {0: ("colour",), 1: ("motion",)}}
 
     def _sample(self, trials: int, *, rng: np.random.Generator, **conditions: Any) -> TrialBatch:
         colour = self.draw("colour_coherence", conditions.get("colour_coherence"), self.coherences, trials, rng)

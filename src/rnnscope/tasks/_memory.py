@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -122,6 +123,8 @@ class DelayedMatchToSample(TaskBase):
     reference: ClassVar[str] = "Miyashita 1988; Dubreuil, Valente et al. 2022"
     input_names: ClassVar[tuple[str, ...]] = ("stimulus_a", "stimulus_b")
     conditions: ClassVar[tuple[str, ...]] = ("sample", "test", "delay_ms")
+    condition_labels: ClassVar[Mapping[str, Mapping[int, str]]] = {
+        "sample": {0: "A", 1: "B"}, "test": {0: "A", 1: "B"}, "match": {-1: "non-match", 1: "match"}}
 
     dt: float = 20.0
     fixation_ms: float = 100.0

@@ -23,6 +23,7 @@ from rnnscope.tasks._base import Task, TaskBase
 from rnnscope.tasks._decision import ContextDependent, Multisensory, RandomDots
 from rnnscope.tasks._memory import DelayedMatchToSample, ParametricWorkingMemory
 from rnnscope.tasks._neurogym import NeurogymTask
+from rnnscope.tasks._recipes import list_recipes
 from rnnscope.tasks._universality import ContextIntegration, FlipFlop, SineWave
 
 __all__ = ["TASKS", "make_task", "parse_options", "list_tasks", "task_spec", "register_task", "import_task", "task_path"]
@@ -223,5 +224,5 @@ def task_spec(task: Task) -> dict[str, Any]:
 
 
 def list_tasks() -> list[dict[str, Any]]:
-    """Every built-in task with its inputs, outputs and parameters (defaults), JSON-ready."""
-    return [cls().describe() for cls in TASKS.values()]
+    """Every built-in task with its inputs, outputs, parameters (defaults) and training recipes, JSON-ready."""
+    return [{**cls().describe(), "recipes": list_recipes(name)} for name, cls in TASKS.items()]

@@ -1,7 +1,14 @@
 """Training (masked MSE, Adam, checkpoints, curricula) and evaluation of rate networks."""
 
 from rnnscope.training._ensemble import EnsembleResult, train_ensemble
-from rnnscope.training._evaluate import Evaluation, evaluate, simulate, torch_generator
+from rnnscope.training._evaluate import (
+    Evaluation,
+    PerturbationEffect,
+    evaluate,
+    perturbation_effect,
+    simulate,
+    torch_generator,
+)
 from rnnscope.training._loss import masked_mse_loss
 from rnnscope.training._optimise import OptimisationConfig, OptimisationResult, clip_gradients, optimise
 from rnnscope.training._trainer import (
@@ -29,6 +36,8 @@ __all__ = [
     "train_ensemble",
     "Evaluation",
     "evaluate",
+    "PerturbationEffect",
+    "perturbation_effect",
     "simulate",
     "masked_mse_loss",
     "torch_generator",
@@ -36,3 +45,22 @@ __all__ = [
     "check_memory",
     "estimate_training_memory",
 ]
+
+# Lineage and the minimal rank (issue 13, appended by the lineage engineer)
+from rnnscope.training._lineage import (  # noqa: E402
+    MINIMAL_RANK_EPOCHS,
+    MinimalRank,
+    initial_weights,
+    lineage_of,
+    minimal_rank,
+    train_from,
+    truncate_learnt,
+)
+
+__all__ += ["train_from", "initial_weights", "lineage_of", "truncate_learnt", "minimal_rank", "MinimalRank",
+            "MINIMAL_RANK_EPOCHS"]
+
+# Recipes: each task's training procedure (issue 13)
+from rnnscope.training._recipes import adapt_recipe, recipe_plan, train_recipe  # noqa: E402
+
+__all__ += ["adapt_recipe", "recipe_plan", "train_recipe"]

@@ -29,7 +29,10 @@ class OptimisationConfig:
     """How :func:`optimise` runs: ``epochs`` epochs of ``steps_per_epoch`` Adam steps (learning rate ``lr``),
     gradients clipped to a joint norm of ``clip_gradient`` (None: not clipped), validation after every epoch.
     keep_best: leave the parameters at the epoch with the lowest validation loss (the lowest mean training loss
-    of an epoch when there is no validation). target_accuracy: stop once the validation accuracy reaches it."""
+    of an epoch when there is no validation). target_accuracy, target_loss: stop once the KEPT network (the best
+    epoch's, with ``keep_best``) has a validation accuracy >= target_accuracy and a validation loss <= target_loss
+    (those given), so a run never stops, and is never saved, below its target; an epoch that meets the target with a
+    higher loss than the kept one does not stop training."""
 
     epochs: int = 20
     steps_per_epoch: int = 1
@@ -37,10 +40,13 @@ class OptimisationConfig:
     clip_gradient: float | None = 1.0
     target_accuracy: float | None = None
     keep_best: bool = True
+    target_loss: float | None = None
 
     def __post_init__(self) -> None:
         check_int(self.epochs, "epochs", minimum=1)
         check_int(self.steps_per_epoch, "steps_per_epoch", minimum=1)
+        if self.target_loss is not None:
+            check_positive(self.target_loss, "target_loss")
         check_positive(self.lr, "lr")
         if self.clip_gradient is not None:
             check_positive(self.clip_gradient, "clip_gradient")
@@ -155,7 +161,7 @@ def run_epochs(
     bar = tqdm(range(state.epoch, config.epochs), disable=not progress, desc=desc, unit="epoch",
                initial=state.epoch, total=config.epochs)
     for epoch in bar:
-        if config.target_accuracy is not None and state.histories[0] and bool(state.stopped_early.all()):
+        if _has_target(config) and state.histories[0] and bool(state.stopped_early.all()):
             break
         began = time.perf_counter()
         objective.begin_epoch(epoch)
@@ -186,8 +192,8 @@ def run_epochs(
                 with torch.no_grad():
                     for best, p in zip(state.best, params, strict=True):
                         (best[k] if stacked else best).copy_(p[k] if stacked else p)
-            state.stopped_early[k] = (config.target_accuracy is not None and validation is not None
-                                      and row["validation_accuracy"] >= config.target_accuracy)
+            state.stopped_early[k] = validation is not None and _meets_target(state.histories[k][state.best_epoch[k]],
+                                                                              config)
         state.epoch = epoch + 1
         if validation is not None:
             accuracy = validation[1]
@@ -202,6 +208,18 @@ def run_epochs(
             for best, p in zip(state.best, params, strict=True):
                 p.copy_(best)
     return state
+
+
+def _has_target(config: OptimisationConfig) -> bool:
+    return config.target_accuracy is not None or config.target_loss is not None
+
+
+def _meets_target(row: dict[str, float], config: OptimisationConfig) -> bool:
+    """Whether the epoch ``row`` (the kept one) meets every target given (at least one)."""
+    if not _has_target(config):
+        return False
+    accuracy_ok = config.target_accuracy is None or row["validation_accuracy"] >= config.target_accuracy
+    return accuracy_ok and (config.target_loss is None or row["validation_loss"] <= config.target_loss)
 
 
 @dataclass
@@ -275,7 +293,7 @@ def optimise(
                                 f"{type(p).__name__}{'' if isinstance(p, torch.Tensor) else ''}")
     if not isinstance(config, OptimisationConfig):
         raise RnnscopeError(f"config: expected an OptimisationConfig, got {type(config).__name__}")
-    if config.target_accuracy is not None and validate is None:
+    if _has_target(config) and validate is None:
         raise RnnscopeError("target_accuracy: early stopping needs a validate function")
     if not callable(loss) or (validate is not None and not callable(validate)):
         raise RnnscopeError("loss, validate: expected callables")

@@ -51,7 +51,9 @@ __all__ = ["TrainingConfig", "TrainingResult", "Stage", "train", "train_curricul
 class TrainingConfig:
     """How to train. An epoch is ``train_trials // batch_size`` Adam steps on random batches of a fixed training
     set; the validation set scores every epoch with fixed noise, and the network with the lowest validation loss
-    is kept. Training stops early once validation accuracy reaches ``target_accuracy``.
+    is kept. Training stops early once the KEPT network (the lowest validation loss so far) has a validation
+    accuracy >= ``target_accuracy`` and a validation loss <= ``target_loss`` (those given) on the validation trials,
+    which are never trained on; so a run that stops early is always saved at or above its target.
 
     epochs: >= 1. device: 'cpu' or 'cuda[:N]' (whether this machine has it is checked by ``train``)."""
 
@@ -65,8 +67,11 @@ class TrainingConfig:
     keep_best: bool = True
     backend: str = "auto"
     device: str = "cpu"
+    target_loss: float | None = None
 
     def __post_init__(self) -> None:
+        if self.target_loss is not None:
+            check_positive(self.target_loss, "target_loss")
         check_int(self.epochs, "epochs", minimum=1)
         check_positive(self.lr, "lr")
         check_int(self.batch_size, "batch_size", minimum=1)
@@ -90,7 +95,7 @@ class TrainingConfig:
         """The settings of the optimisation core (one Adam step per batch)."""
         return OptimisationConfig(epochs=self.epochs, steps_per_epoch=self.batches_per_epoch, lr=self.lr,
                                   clip_gradient=self.clip_gradient, target_accuracy=self.target_accuracy,
-                                  keep_best=self.keep_best)
+                                  keep_best=self.keep_best, target_loss=self.target_loss)
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,11 +128,16 @@ class TrainingResult:
 @dataclass(frozen=True)
 class Stage:
     """One stage of a curriculum: train on ``task`` for ``epochs``; if ``rank`` is given and the network is
-    full-rank, it is first truncated to that rank (full-rank pretraining -> low rank)."""
+    full-rank, it is first truncated to that rank (full-rank pretraining -> low rank). config: this stage's own
+    training settings (learning rate, clipping, targets; its ``epochs`` is replaced by ``epochs``), default the
+    curriculum's. model: with ``rank``, which vectors of the truncated network train (its ``train_*`` flags; size,
+    rank and noise come from the truncated weights), default all of them."""
 
     task: Task
     epochs: int
     rank: int | None = None
+    config: TrainingConfig | None = None
+    model: ModelConfig | None = None
 
 
 # -- helpers ------------------------------------------------------------------------------------------------------
@@ -378,7 +388,8 @@ def train(
     else:
         net = model_from_weights(
             model.weights(), train_inputs=model.config.train_inputs, train_outputs=model.config.train_outputs,
-            train_h0=model.config.train_h0,
+            train_h0=model.config.train_h0, train_input_scale=model.config.train_input_scale,
+            train_output_scale=model.config.train_output_scale,
         )
     net = net.to(config.device)
     run_config = _run_config(task, net, config, seed)
@@ -470,7 +481,7 @@ def train_curriculum(
     resume: bool = False,
     progress: bool = True,
 ) -> TrainingResult:
-    """Train through ``stages`` in order (e.g. DMS delays 700 -> 1000 -> 4000 ms, or full-rank pretraining then
+    """Train through ``stages`` in order (e.g. DMS delays 700 -> 1000 -> 3000 ms, or full-rank pretraining then
     rank 2), each stage starting from the previous stage's network. With ``out``, stage k lives in
     ``out/stage{k}`` and the final network is also written to ``out`` itself. Returns the last stage's result,
     with the history of every stage concatenated."""
@@ -487,9 +498,12 @@ def train_curriculum(
         if stage.rank is not None:
             if not isinstance(current, FullRankRNN):
                 raise RnnscopeError(f"stages[{k}].rank: only a full-rank network can be truncated to a rank")
-            current = model_from_weights(truncate(current.weights(), stage.rank))
+            flags = {} if stage.model is None else {
+                name: getattr(stage.model, name)
+                for name in ("train_inputs", "train_outputs", "train_h0", "train_input_scale", "train_output_scale")}
+            current = model_from_weights(truncate(current.weights(), stage.rank), **flags)
         stage_out = Path(out) / f"stage{k}" if out is not None else None
-        stage_config = dataclasses.replace(config, epochs=stage.epochs)
+        stage_config = dataclasses.replace(stage.config or config, epochs=stage.epochs)
         if stage_out is not None and resume and (stage_out / io.WEIGHTS_NAME).is_file():
             run = io.load_run(stage_out)
             result = TrainingResult(run.model, tuple(io.read_metrics(stage_out)), 0, False, stage_out)
@@ -507,7 +521,8 @@ def train_curriculum(
                                                                   "curriculum": [s.epochs for s in stages]},
                               exist_ok=True)
             io.write_metrics(out, history)
-    return TrainingResult(result.model, tuple(history), result.best_epoch, result.stopped_early,
-                          Path(out) if out is not None else None)
+    # best_epoch indexes the concatenated history: the last stage's best epoch
+    return TrainingResult(result.model, tuple(history), len(history) - len(result.history) + result.best_epoch,
+                          result.stopped_early, Path(out) if out is not None else None)
 
 

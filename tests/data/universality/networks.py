@@ -26,9 +26,11 @@ PULSE_PROBABILITY = 0.05
 KINDS = ("gru", "lstm", "rnn")
 
 
-def flipflop(trials: int, steps: int, *, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """inputs, targets: (trials, steps, 3) float32."""
-    pulse = rng.random((trials, steps, CHANNELS)) < PULSE_PROBABILITY
+def flipflop(
+    trials: int, steps: int, *, rng: np.random.Generator, pulse_probability: float = PULSE_PROBABILITY
+) -> tuple[np.ndarray, np.ndarray]:
+    """inputs, targets: (trials, steps, 3) float32; each channel pulses with ``pulse_probability`` per step."""
+    pulse = rng.random((trials, steps, CHANNELS)) < pulse_probability
     sign = np.where(rng.random((trials, steps, CHANNELS)) < 0.5, -1.0, 1.0)
     inputs = (pulse * sign).astype(np.float32)
     targets = np.zeros_like(inputs)
@@ -75,6 +77,12 @@ class FlipFlopNet(torch.nn.Module):
             hidden, _ = self.cell(inputs, self._split(h0))
             states = hidden
         return self.readout(hidden), states
+
+    def outputs(self, inputs: torch.Tensor, h0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fused forward for training: inputs (trials, time, 3), h0 (trials, state) -> outputs (trials, time, 3),
+        hidden (trials, time, size) (for the LSTM, h only: no per-step c)."""
+        hidden, _ = self.cell(inputs, self._split(h0))
+        return self.readout(hidden), hidden
 
     def step(self, h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """The map F(h, u): h (batch, state), u (batch, 3) -> (batch, state)."""
