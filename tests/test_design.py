@@ -131,7 +131,7 @@ def test_spec_errors_name_file_and_field(tmp_path, data, message):
 
 
 def test_bad_files(tmp_path):
-    with pytest.raises(RnnscopeError, match="cannot read"):
+    with pytest.raises(RnnscopeError, match="missing.json: no such file"):
         load_spec(tmp_path / "missing.json")
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(RnnscopeError, match="not valid JSON"):

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rnnscope import io
 from rnnscope.analysis import loading_columns
 from rnnscope.errors import RnnscopeError
 
@@ -557,14 +558,7 @@ def spec_from_dict(data: Any, *, source: str = "spec") -> DesignSpec:
 def load_spec(path: str | Path) -> DesignSpec:
     """Read a specification from a JSON file (or YAML, when PyYAML is installed and the name ends in .yaml/.yml)."""
     path = Path(path)
-    if path.is_dir():
-        raise RnnscopeError(f"{path}: is a directory, expected a specification file (or a gallery name)")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise RnnscopeError(f"{path}: cannot read the specification ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise RnnscopeError(f"{path}: not a text file (expected a JSON or YAML specification)") from None
+    text = io.read_text(path, expected="a JSON or YAML specification (or a gallery name)")
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
             import yaml  # type: ignore[import-untyped]

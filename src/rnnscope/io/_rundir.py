@@ -39,6 +39,7 @@ __all__ = [
     "check_tensors",
     "check_new_run_dir",
     "read_json_file",
+    "read_text",
 ]
 
 FORMAT = 1  # run-directory format; bumped when the layout changes incompatibly
@@ -56,19 +57,27 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-def read_json_file(path: Path) -> Any:
-    """Parse a JSON file, refusing NaN and Infinity; every failure is one line naming ``path``."""
+def read_text(path: str | Path, *, expected: str) -> str:
+    """The UTF-8 text of the file ``path``; a directory, a missing, unreadable or binary file is one line naming
+    ``path`` and what was ``expected`` there (e.g. "a JSON file")."""
+    path = Path(path)
     if path.is_dir():
-        raise RnnscopeError(f"{path}: is a directory, expected a JSON file")
+        raise RnnscopeError(f"{path}: is a directory, expected {expected}")
     if not path.is_file():
         raise RnnscopeError(f"{path}: no such file")
     try:
-        text = path.read_bytes().decode("utf-8")
-        return json.loads(text, parse_constant=_reject_constant)
+        return path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise RnnscopeError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
-        raise RnnscopeError(f"{path}: not a text file (expected UTF-8 JSON)") from None
+        raise RnnscopeError(f"{path}: not a text file (expected {expected})") from None
+
+
+def read_json_file(path: Path) -> Any:
+    """Parse a JSON file, refusing NaN and Infinity; every failure is one line naming ``path``."""
+    text = read_text(path, expected="a UTF-8 JSON file")
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:
         raise RnnscopeError(f"{path}: not valid JSON ({str(exc).splitlines()[0][:120]})") from None
 
@@ -174,14 +183,7 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / METRICS
     if not path.exists():
         return []
-    if not path.is_file():
-        raise RnnscopeError(f"{path}: is a directory, expected a JSON-lines file")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise RnnscopeError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise RnnscopeError(f"{path}: not a text file (expected one JSON object per line)") from None
+    text = read_text(path, expected="one JSON object per line")
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():

@@ -21,14 +21,14 @@ functions (a stack of networks in analysis, sampled loadings).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from rnnscope.models._weights import DEFAULT_ALPHA  # the Euler step dt / tau = 20 ms / 100 ms
 
-__all__ = ["Cell", "run", "integrate", "input_drive", "draw_noise", "DEFAULT_ALPHA"]
+__all__ = ["Cell", "ConfiguredSizes", "run", "integrate", "input_drive", "draw_noise", "DEFAULT_ALPHA"]
 
 
 
@@ -57,6 +57,33 @@ class Cell(Protocol):
     def readout(self, state: torch.Tensor) -> torch.Tensor: ...
 
     def arrays(self) -> dict[str, np.ndarray]: ...
+
+
+class ConfiguredSizes:
+    """The Cell interface's sizes read from ``self.config`` (a frozen config with ``size``, ``inputs``, ``outputs``
+    and ``state_size``): shared by the rate networks and the gated cells. Private noise has one channel a unit."""
+
+    config: Any
+
+    @property
+    def size(self) -> int:
+        return self.config.size
+
+    @property
+    def state_size(self) -> int:
+        return self.config.state_size
+
+    @property
+    def inputs(self) -> int:
+        return self.config.inputs
+
+    @property
+    def outputs(self) -> int:
+        return self.config.outputs
+
+    @property
+    def noise_size(self) -> int:
+        return self.config.size
 
 
 def run(

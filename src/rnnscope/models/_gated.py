@@ -32,7 +32,7 @@ from torch import nn
 
 from rnnscope._validation import check_int, check_nonnegative
 from rnnscope.errors import RnnscopeError
-from rnnscope.models._core import run
+from rnnscope.models._core import ConfiguredSizes, run
 
 __all__ = ["CELLS", "ACTIVATIONS", "GatedConfig", "GatedRNN"]
 
@@ -133,7 +133,7 @@ def _activation(name: str):
     return torch.tanh if name == "tanh" else torch.relu
 
 
-class GatedRNN(nn.Module):
+class GatedRNN(ConfiguredSizes, nn.Module):
     """A vanilla/UGRNN/GRU/LSTM network, or a stack of ``networks`` of them; a :class:`rnnscope.models.Cell`.
 
     Initialisation is PyTorch's: every parameter uniform in ``[-1/sqrt(size), 1/sqrt(size)]`` drawn from
@@ -185,26 +185,7 @@ class GatedRNN(nn.Module):
                 p.copy_(getattr(self, name)[index])
         return out
 
-    # -- the Cell interface --------------------------------------------------------------------------------------
-    @property
-    def size(self) -> int:
-        return self.config.size
-
-    @property
-    def state_size(self) -> int:
-        return self.config.state_size
-
-    @property
-    def inputs(self) -> int:
-        return self.config.inputs
-
-    @property
-    def outputs(self) -> int:
-        return self.config.outputs
-
-    @property
-    def noise_size(self) -> int:
-        return self.config.size
+    # -- the Cell interface (sizes from ConfiguredSizes) ----------------------------------------------------------
 
     def _linear(self, x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """x @ weight_t + bias over the trailing axis; a stack pairs axis 0 of x (K, ...) with network k."""

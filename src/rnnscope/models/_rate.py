@@ -11,7 +11,7 @@ from torch import nn
 
 from rnnscope._validation import check_int, check_nonnegative, check_positive
 from rnnscope.errors import RnnscopeError
-from rnnscope.models._core import DEFAULT_ALPHA, input_drive, rate_forcing, rate_step, run
+from rnnscope.models._core import DEFAULT_ALPHA, ConfiguredSizes, input_drive, rate_forcing, rate_step, run
 from rnnscope.models._weights import FullRankWeights, LowRankWeights
 
 __all__ = ["ModelConfig", "RateRNN", "LowRankRNN", "FullRankRNN", "build_model", "model_from_weights", "truncate"]
@@ -58,6 +58,11 @@ class ModelConfig:
         return "full-rank" if self.rank is None else "low-rank"
 
     @property
+    def state_size(self) -> int:
+        """The state x has one entry a neuron."""
+        return self.size
+
+    @property
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         """Every parameter's name and shape: what ``weights.safetensors`` holds for this architecture."""
         size = self.size
@@ -68,7 +73,7 @@ class ModelConfig:
         return {"w_in": (size, self.inputs), "h0": (size,), **recurrent, "w_out": (size, self.outputs), **scales}
 
 
-class RateRNN(nn.Module):
+class RateRNN(ConfiguredSizes, nn.Module):
     """Shared machinery of the rate networks, a :class:`rnnscope.models.Cell` (state: x (..., size); forcing
     ``alpha W_in u + noise_std xi``; noise of size ``size``). Subclasses define ``recurrent``."""
 
@@ -95,31 +100,11 @@ class RateRNN(nn.Module):
         (size, outputs)."""
         return self.w_out * self.s_out if self.config.train_output_scale else self.w_out
 
-    @property
-    def size(self) -> int:
-        return self.config.size
-
     def recurrent(self, rates: torch.Tensor) -> torch.Tensor:
         """J r: (..., size) -> (..., size)."""
         raise NotImplementedError
 
-    # -- the Cell interface --------------------------------------------------------------------------------------
-    @property
-    def state_size(self) -> int:
-        return self.config.size
-
-    @property
-    def inputs(self) -> int:
-        return self.config.inputs
-
-    @property
-    def outputs(self) -> int:
-        return self.config.outputs
-
-    @property
-    def noise_size(self) -> int:
-        return self.config.size
-
+    # -- the Cell interface (sizes from ConfiguredSizes) ----------------------------------------------------------
     def initial_state(self, batch: tuple[int, ...]) -> torch.Tensor:
         """h0 broadcast to (*batch, size)."""
         return self.h0.expand(tuple(batch) + (self.size,))
