@@ -126,3 +126,15 @@ def reference_dir() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """The test machine is shared: OpenMP threads spin against other processes, so simulate on one torch thread
+    (restored afterwards). Modules that simulate much use it with ``pytestmark = pytest.mark.usefixtures(...)``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -36,21 +36,11 @@ from rnnscope.design import (
 )
 from rnnscope.design._spec import load_spec, spec_from_dict
 from rnnscope.errors import ConvergenceWarning, RnnscopeError
-from rnnscope.models import model_from_weights
+from rnnscope.models import model_from_weights, simulate
 from rnnscope.tasks import TrialBatch, make_task
-from rnnscope.training import evaluate, simulate
+from rnnscope.training import evaluate
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The test machine is shared: OpenMP threads spin against other processes (torch.tanh on a small tensor
-    takes ~20 ms with 2 threads under load), so simulate on one thread."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: simulate on one torch thread
 
 
 def _base(**changes):
@@ -200,7 +190,7 @@ def test_associative_memory_retrieves_each_pattern():
         flips = rng.random(weights.size) < claim["flip"]
         cue = np.where(flips, -patterns[:, mu], patterns[:, mu])
         cued = dataclasses.replace(weights, h0=cue)
-        _, states = simulate(cued, batch, rng=None)
+        states = simulate(cued, batch.inputs, rng=None, noise=False, record="states").states
         rates = np.tanh(states[0, -1])
         similarity = patterns.T @ rates / weights.size  # (patterns,)
         assert int(np.argmax(np.abs(similarity))) == mu
@@ -272,7 +262,7 @@ def test_mante_effective_overlaps_switch_with_context():
     result = {}
     for context in (0, 1):
         batch = task.sample(16, rng=rng, context=np.full(16, context))
-        _, states = simulate(weights, batch, rng=rng)
+        states = simulate(weights, batch.inputs, rng=rng, record="states").states
         start, stop = batch.epochs["cue"]  # cue alone: the context has set the gains, the stimulus is not on yet
         window = states[:, int(start[0]) + 5 : int(stop[0])]
         result[context] = effective_overlaps(weights, window, labels)

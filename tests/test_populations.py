@@ -31,15 +31,7 @@ TRIALS = {"mante_lr_fig1": mante_trials, "rdm_lr_fig2": rdm_trials, "raposo_lr_f
           "romo_rank2_500": romo_trials}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The test machine is shared: OpenMP threads spin against other processes, so simulate on one thread."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: simulate on one torch thread
 
 
 def reference(name: str) -> LowRankWeights:

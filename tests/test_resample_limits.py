@@ -34,16 +34,7 @@ from rnnscope.io._reference import load_reference
 from rnnscope.models import LowRankWeights
 from rnnscope.tasks import make_task
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The test machine is shared: simulate on one thread."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: simulate on one torch thread
 
 
 def random_network(seed: int, size: int = 60, rank: int = 1, inputs: int = 4, outputs: int = 1) -> LowRankWeights:

@@ -14,7 +14,6 @@ from conftest import reference_path, shipped_run
 
 from rnnscope.analysis import (
     PopulationModel,
-    evaluate_networks,
     loadings,
     loadings_loss,
     minimal_populations,
@@ -27,18 +26,7 @@ from rnnscope.io import load_run
 from rnnscope.io._reference import load_reference
 from rnnscope.tasks import make_task
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The test machine is shared: OpenMP threads spin against other processes, so simulate on one thread.
-    The fused kernel's first call starts numba's OpenMP pool, which resets torch's thread count (one OpenMP
-    runtime): make that first call before setting it."""
-    _ = evaluate_networks(_two_populations().sample(8, rng=0), make_task("rdm").sample(2, rng=np.random.default_rng(0)),
-                          rng=0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: simulate on one torch thread
 
 
 @pytest.fixture(scope="module")

@@ -32,14 +32,7 @@ from rnnscope.io import load_run
 from rnnscope.models import LowRankWeights, fast_noise
 from rnnscope.tasks import make_task
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The test machine is shared: simulate on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: simulate on one torch thread
 
 
 @pytest.fixture(scope="module")

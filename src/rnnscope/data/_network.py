@@ -8,9 +8,8 @@ import numpy as np
 from rnnscope._validation import as_generator, check_int, check_nonnegative, check_positive
 from rnnscope.data._recordings import Recordings
 from rnnscope.errors import RnnscopeError
-from rnnscope.models import FullRankWeights, LowRankWeights
+from rnnscope.models import FullRankWeights, LowRankWeights, simulate
 from rnnscope.tasks import Task, decisions
-from rnnscope.training import simulate
 
 __all__ = ["NOISE_MODELS", "recordings_from_network"]
 
@@ -50,7 +49,8 @@ def recordings_from_network(
     if baseline_hz >= max_rate_hz:
         raise RnnscopeError(f"baseline_hz: must be below max_rate_hz ({max_rate_hz}), got {baseline_hz}")
     batch = task.sample(trials, rng=rng)
-    outputs, states = simulate(weights, batch, rng=rng)
+    result = simulate(weights, batch.inputs, rng=rng, record="both")
+    outputs, states = result.outputs, result.states
     index = np.sort(rng.choice(weights.size, size=neurons, replace=False))
     rates = np.tanh(states[:, :, index].astype(np.float64))
     if noise == "poisson":

@@ -31,10 +31,6 @@ OVERLAP_CONDITIONS = ("context", "modality", "sample", "test", "match", "f1")
 _TABLES = (("sample", "test", "accuracy"), ("f1", "f2", "choices"))
 
 
-def _task_name(task: Task) -> str:
-    return str(getattr(task, "name", ""))
-
-
 def value_name(task: Task, condition: str, value: Any) -> str:
     """The name of one value of a condition ("colour" for mante's context 0), else the value as text."""
     declared = getattr(task, "condition_labels", None)  # a user task need not declare it

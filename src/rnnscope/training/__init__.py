@@ -6,8 +6,6 @@ from rnnscope.training._evaluate import (
     PerturbationEffect,
     evaluate,
     perturbation_effect,
-    simulate,
-    torch_generator,
 )
 from rnnscope.training._loss import masked_mse_loss
 from rnnscope.training._optimise import OptimisationConfig, OptimisationResult, clip_gradients, optimise
@@ -38,9 +36,7 @@ __all__ = [
     "evaluate",
     "PerturbationEffect",
     "perturbation_effect",
-    "simulate",
     "masked_mse_loss",
-    "torch_generator",
     "check_device",
     "check_memory",
     "estimate_training_memory",

@@ -11,32 +11,10 @@ import torch
 
 from rnnscope._validation import as_generator, check_int
 from rnnscope.errors import RnnscopeError
-from rnnscope.models import FullRankWeights, LowRankWeights, Perturbation, RateRNN, choose_backend
-from rnnscope.models import simulate as _simulate
-from rnnscope.tasks import Task, TrialBatch, correct_trials, decisions, masked_mse
+from rnnscope.models import FullRankWeights, LowRankWeights, Perturbation, RateRNN, choose_backend, simulate
+from rnnscope.tasks import Task, correct_trials, decisions, masked_mse
 
-__all__ = ["Evaluation", "evaluate", "simulate", "torch_generator", "PerturbationEffect", "perturbation_effect"]
-
-
-def torch_generator(rng: np.random.Generator) -> torch.Generator:
-    """A torch generator seeded from ``rng`` (the one bridge between the two)."""
-    return torch.Generator().manual_seed(int(rng.integers(0, 2**63 - 1)))
-
-
-def simulate(
-    model: RateRNN | LowRankWeights | FullRankWeights,
-    batch: TrialBatch,
-    *,
-    rng: np.random.Generator | int | None,
-    chunk: int = 256,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Deprecated: use ``rnnscope.models.simulate(model, batch.inputs, rng=rng, record="both")``.
-
-    Returns outputs (trials, time, outputs) and states x (trials, time, size), float32; rng None means
-    noise-free dynamics."""
-    check_int(chunk, "chunk", minimum=1)
-    result = _simulate(model, batch.inputs, rng=rng, record="both", noise=rng is not None)
-    return result.outputs, result.states
+__all__ = ["Evaluation", "evaluate", "PerturbationEffect", "perturbation_effect"]
 
 
 @dataclass(frozen=True)
@@ -82,7 +60,7 @@ def evaluate(
     rng = as_generator(rng, name="rng")
     check_int(chunk, "chunk", minimum=1)
     batch = task.sample(trials, rng=rng)
-    outputs = _simulate(model, batch.inputs, rng=rng, noise=noise, memory_mb=max(1.0, chunk / 2),
+    outputs = simulate(model, batch.inputs, rng=rng, noise=noise, memory_mb=max(1.0, chunk / 2),
                         perturbation=perturbation, epochs=batch.epochs, dt=batch.dt).outputs
     correct = correct_trials(outputs, batch)
     return Evaluation(
@@ -168,7 +146,7 @@ def perturbation_effect(
     batch = task.sample(trials, rng=rng)
     seed = int(rng.integers(2**63 - 1))
     backend = choose_backend(model, device=device, perturbed=True)
-    runs = [_simulate(model, batch.inputs, rng=seed, noise=noise, device=device, backend=backend, memory_mb=memory_mb,
+    runs = [simulate(model, batch.inputs, rng=seed, noise=noise, device=device, backend=backend, memory_mb=memory_mb,
                       perturbation=p, epochs=batch.epochs, dt=batch.dt).outputs for p in (None, perturbations)]
     correct = [correct_trials(outputs, batch) for outputs in runs]
     answers = [np.sign(decisions(outputs, batch.mask)).astype(np.int8) for outputs in runs]
