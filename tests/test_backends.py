@@ -158,7 +158,7 @@ def test_optimise_fits_and_keeps_the_best_epoch():
                       validate=validate)
     assert result.stopped_early and len(result.history) < 300
     assert result.best_epoch == int(np.argmin([r["validation_loss"] for r in result.history]))
-    assert float(((mean - target) ** 2).sum()) == pytest.approx(result.history[result.best_epoch]["validation_loss"])
+    assert float(((mean.detach() - target) ** 2).sum()) == pytest.approx(result.history[result.best_epoch]["validation_loss"])
     again = torch.zeros(3, requires_grad=True)
     same = optimise([again], lambda rng: ((again - target) ** 2).sum(),
                     config=OptimisationConfig(epochs=3), rng=0)
