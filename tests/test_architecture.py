@@ -24,7 +24,7 @@ LAYERS = [
     {"plots"},
     {"report", "sweep"},
     {"_cli_common"},
-    {"_cli_analysis", "_cli_data", "_cli_lineage", "_cli_perturb", "_cli_universality"},
+    {"_cli_analysis", "_cli_data", "_cli_lineage", "_cli_perturb", "_cli_reproduce", "_cli_sweep", "_cli_universality"},
     {"cli"},
 ]
 MAX_LINES = 600

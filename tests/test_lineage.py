@@ -19,11 +19,14 @@ from rnnscope.errors import RnnscopeError
 from rnnscope.models import FullRankWeights, ModelConfig, build_model, truncate
 from rnnscope.tasks import make_task, task_spec
 from rnnscope.training import (
+    Stage,
     TrainingConfig,
     initial_weights,
     lineage_of,
     minimal_rank,
     train,
+    train_curriculum,
+    train_ensemble,
     train_from,
     truncate_learnt,
 )
@@ -53,6 +56,33 @@ def test_initial_weights_rebuilt_bit_identically(root) -> None:
     assert isinstance(rebuilt, FullRankWeights)
     assert np.array_equal(rebuilt.J, J0.astype(np.float64))  # bit for bit, float32 values
     assert not np.array_equal(rebuilt.J, _initial_J(stored["model"], 6))
+
+
+def test_every_run_from_scratch_records_its_lineage(root, tmp_path) -> None:
+    """train and train_ensemble write the lineage section (J0's seed and model, the scratch stage); J0 is rebuilt
+    from it alone, bit for bit; a run written before the section existed is still read (inferred as before)."""
+    config = io.read_config(root)
+    assert io.read_lineage(root) == {"initial": {"seed": 5, "model": config["model"]}, "parents": [],
+                                     "stages": [{"kind": "scratch", "task": "rdm", "epochs": 1}]}
+    moved = tmp_path / "moved"  # the section, not the run's own seed field, says where J0 came from
+    shutil.copytree(root, moved)
+    io.write_json(moved / io.CONFIG_NAME, {**config, "seed": 6})
+    assert np.array_equal(initial_weights(moved).J, _initial_J(config["model"], 5).astype(np.float64))
+    old = tmp_path / "old"
+    shutil.copytree(root, old)
+    io.write_json(old / io.CONFIG_NAME, {k: v for k, v in config.items() if k != "lineage"})
+    assert io.read_lineage(old) is None and lineage_of(old) == lineage_of(root)
+    assert np.array_equal(initial_weights(old).J, initial_weights(root).J)
+
+    model = ModelConfig(size=16, inputs=1, rank=2)
+    train_ensemble(make_task("rdm"), model, TINY, rng=[8, 9], out=tmp_path / "ens", progress=False)
+    for k, seed in enumerate((8, 9)):
+        member = tmp_path / "ens" / f"net{k:02d}"
+        assert io.read_lineage(member)["initial"]["seed"] == seed
+        fresh = build_model(model, generator=torch.Generator().manual_seed(seed))
+        rebuilt = initial_weights(member)
+        assert np.array_equal(rebuilt.m, fresh.m.detach().numpy().astype(np.float64))
+        assert np.array_equal(rebuilt.n, fresh.n.detach().numpy().astype(np.float64))
 
 
 def test_shipped_network_J0_is_its_seed(tmp_path) -> None:
@@ -193,3 +223,42 @@ def test_train_init_from_truncates_the_learnt_change_from_the_cli(tmp_path) -> N
     assert lineage["parents"][0]["path"].endswith("parent") and lineage["stages"][-1]["of"] == "J - J0"
     assert json.loads((out / "config.json").read_text())["model"]["rank"] == 1
     assert main(["train", "--task", "rdm", "--truncate-to", "1", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_final_network_of_a_full_rank_curriculum_has_stage0s_J0(tmp_path) -> None:
+    """The final run of a curriculum records stage 0's J0 (built from the run's seed) and each stage, so its
+    learnt change J - J0 can be truncated (minimal-rank) without pointing at stage0 by hand."""
+    rdm, short = make_task("rdm"), make_task("rdm", {"stimulus_ms": 400.0})
+    out = tmp_path / "cur"
+    train_curriculum([Stage(short, 1), Stage(rdm, 1)], ModelConfig(size=32, inputs=1, rank=None),
+                     dataclasses.replace(TINY, train_trials=64), seed=5, out=out, progress=False)
+    lineage = lineage_of(out)
+    assert lineage["initial"] == lineage_of(out / "stage0")["initial"]
+    assert [s["kind"] for s in lineage["stages"]] == ["scratch", "continue"]
+    np.testing.assert_array_equal(initial_weights(out).J, _initial_J(io.read_config(out / "stage0")["model"], 5))
+    learnt = io.load_run(out).model.weights().J - initial_weights(out).J
+    assert np.abs(learnt).max() > 0  # the two stages moved J away from J0
+
+
+def test_retraining_follows_the_recipe_curriculum(root, tmp_path) -> None:
+    """dms retrains a truncated network through its recipe's delays (700 -> 1000 -> the run's own task); a task
+    with a one-stage recipe retrains in one stage of the given config."""
+    from rnnscope.training import retraining_stages
+
+    dms_run = tmp_path / "dms"
+    train(make_task("dms"), ModelConfig(size=16, inputs=2, rank=None), TINY, rng=1, out=dms_run, progress=False)
+    stages = retraining_stages(dms_run, TINY)
+    assert [s.task.delay_max_ms for s in stages] == [700.0, 1000.0, io.load_run(dms_run).task.delay_max_ms]
+    assert all(s.rank is None and s.config is not None for s in stages)
+    (one,) = retraining_stages(root, TINY)
+    assert one.task.name == "rdm" and one.epochs == TINY.epochs and one.config == TINY
+
+    short = make_task("rdm", {"stimulus_ms": 400.0})
+    result = minimal_rank(root, max_rank=1, trials=20, rng=0, progress=False,
+                          stages=[Stage(short, 1, config=TINY), Stage(make_task("rdm"), 2, config=TINY)])
+    assert [row["stage"] for row in result.histories[0]] == [0, 1, 1]
+    d = result.to_dict()
+    assert d["epochs"] == 3 and [s["epochs"] for s in d["retraining"]] == [1, 2]
+    assert d["retraining"][0]["task_options"]["stimulus_ms"] == 400.0
+    with pytest.raises(RnnscopeError, match="stages"):
+        minimal_rank(root, max_rank=1, trials=20, rng=0, progress=False, stages=[])

@@ -103,6 +103,36 @@ def test_retraining_draws_several_networks_per_step_and_lowers_the_loss(mante):
         retrain_population_model(model, task, rng=0, epochs=1, networks=0)
 
 
+def test_retraining_clips_the_gradient_norm(mante):
+    """clip_gradient reaches the optimiser: same draws, same first loss, then other steps (Adam normalises a
+    uniformly scaled gradient, so clipping acts through the steps whose norms differ)."""
+    task = make_task("mante")
+    model = PopulationModel.from_weights(mante)
+    kwargs = dict(rng=3, epochs=6, size=64, trials=8, lr=0.05)
+    free = retrain_population_model(model, task, **kwargs)
+    clipped = retrain_population_model(model, task, clip_gradient=1e-4, **kwargs)
+    assert free.losses[0] == clipped.losses[0] and not np.array_equal(free.losses, clipped.losses)
+    assert not np.array_equal(free.model.covariances, clipped.model.covariances)
+    with pytest.raises(RnnscopeError, match="clip_gradient"):
+        retrain_population_model(model, task, clip_gradient=0.0, **kwargs)
+
+
+@pytest.mark.slow
+def test_dms_needs_two_retrained_populations(tmp_path, capsys):
+    """Issue 13: a rank-2 dms network trained here (N = 512, seed 0) retrained from one Gaussian stays near chance,
+    from its two populations it matches the trained network (the paper's result). Before clipping (lr 0.05, no
+    clip) retraining drove dms models to a silent readout (accuracy 0.5) for every P."""
+    run = tmp_path / "dms"
+    assert main(["train", "--task", "dms", "--size", "512", "--seed", "0", "--out", str(run), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["minimal-populations", str(run), "--retrain", "--max-populations", "2", "--networks", "5",
+                 "--trials", "300", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["populations"] == 2, result
+    assert max(result["mean_retrained_accuracy"][0], result["mean_accuracy"][0]) < 0.8
+    assert result["mean_retrained_accuracy"][1] >= result["trained_accuracy"] - 0.05
+
+
 # ------------------------------------------------------------------------------------------------ minimal P
 def test_minimal_populations_starts_at_min_populations(mante):
     batch = make_task("mante").sample(40, rng=np.random.default_rng(0))

@@ -1,4 +1,5 @@
-"""Commands that analyse one run: latent dynamics, fixed points, truncation, population structure."""
+"""Commands that analyse one run, or each run of a group (an ensemble or a sweep directory, with the aggregate):
+latent dynamics, fixed points, truncation, population structure."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from rnnscope._cli_common import (
     DEFAULT_MAX_POPULATIONS,
     allow_task_option,
     constant_inputs,
-    emit,
+    emit_runs,
     figure_option,
     figure_targets,
     input_option,
@@ -32,8 +33,12 @@ def analyze_command(run, trials, seed, as_json) -> None:
     """Overlaps, effective overlaps per task epoch, fixed points and variance explained by span(M, W_in)."""
     from rnnscope.analysis import analyze_on_task
 
-    loaded, weights = low_rank(run)
-    result = analyze_on_task(weights, loaded.task, trials=trials, rng=seed).to_dict()
+    def one(path: str) -> dict:
+        nonlocal loaded
+        loaded, weights = low_rank(path)
+        return analyze_on_task(weights, loaded.task, trials=trials, rng=seed).to_dict()
+
+    loaded = None
 
     def text(d):
         from rnnscope.report import value_name
@@ -67,7 +72,8 @@ def analyze_command(run, trials, seed, as_json) -> None:
             lines += [f"  {name:10s} {matrix(eff)}" for name, eff in per_epoch.items()]
         return "\n".join(lines)
 
-    emit(result, as_json, text)
+    emit_runs(run, one, as_json, text, lambda d: {"variance_explained": d["variance_explained"],
+                                                  "fixed points": len(d["fixed_points"])})
 
 
 @click.command("fixed-points")
@@ -82,15 +88,21 @@ def fixed_points_command(run, input_pairs, mean_field, starts, seed, as_json) ->
     """Fixed points of the latent dynamics with their stability, and ring / limit-cycle flags."""
     from rnnscope.analysis import find_fixed_points
 
-    loaded, weights = low_rank(run)
-    result = find_fixed_points(weights, inputs=constant_inputs(input_pairs, loaded.task.input_names), mean_field=mean_field,
-                               starts=starts, rng=seed).to_dict()
+    def one(path: str) -> dict:
+        loaded, weights = low_rank(path)
+        return find_fixed_points(weights, inputs=constant_inputs(input_pairs, loaded.task.input_names),
+                                 mean_field=mean_field, starts=starts, rng=seed).to_dict()
 
     def text(d):
         lines = [f"{p['class']:8s} kappa = {[round(k, 4) for k in p['kappa']]}" for p in d["fixed_points"]]
         return "\n".join(lines + [f"ring attractor: {d['ring']}", f"limit cycle: {d['limit_cycle']}"])
 
-    emit(result, as_json, text)
+    def columns(d):
+        classes = [p["class"] for p in d["fixed_points"]]
+        return {"fixed points": len(classes), "stable": classes.count("stable"), "ring": d["ring"],
+                "limit_cycle": d["limit_cycle"]}
+
+    emit_runs(run, one, as_json, text, columns)
 
 
 @click.command("flow")
@@ -133,19 +145,25 @@ def truncate_command(run, ranks, trials, tolerance, seed, as_json) -> None:
     from rnnscope.analysis import truncation_accuracy
     from rnnscope.models import FullRankWeights
 
-    loaded = io.load_run(run)
-    weights = loaded.model.weights()
-    if not isinstance(weights, FullRankWeights):
-        raise RnnscopeError(f"{run}: already a low-rank network (rank {weights.rank}); truncation needs a full-rank one")
     try:
         wanted = [int(r) for r in ranks.split(",") if r.strip()]
     except ValueError:
         raise RnnscopeError(f"--ranks: expected comma-separated integers, got {ranks!r}") from None
-    result = truncation_accuracy(weights, loaded.task, ranks=wanted, trials=trials, tolerance=tolerance, rng=seed)
-    emit(result.to_dict(), as_json, lambda d: "\n".join(
+
+    def one(path: str) -> dict:
+        loaded = io.load_run(path)
+        weights = loaded.model.weights()
+        if not isinstance(weights, FullRankWeights):
+            raise RnnscopeError(f"{path}: already a low-rank network (rank {weights.rank}); truncation needs a "
+                                f"full-rank one")
+        return truncation_accuracy(weights, loaded.task, ranks=wanted, trials=trials, tolerance=tolerance,
+                                   rng=seed).to_dict()
+
+    emit_runs(run, one, as_json, lambda d: "\n".join(
         [f"full network: {d['full_accuracy']:.3f}"]
         + [f"rank {r}: {a:.3f}" for r, a in zip(d["ranks"], d["accuracy"], strict=True)]
-        + [f"rank needed (within {d['tolerance']}): {d['needed']}"]))
+        + [f"rank needed (within {d['tolerance']}): {d['needed']}"]),
+        lambda d: {"full_accuracy": d["full_accuracy"], "needed": d["needed"]})
 
 
 @click.command("populations")
@@ -162,12 +180,15 @@ def populations_command(run, max_populations, method, restarts, seed, as_json) -
     """Gaussian-mixture fits of the loadings for P = 1..max: BIC, chosen P, sizes, means, covariances, stability."""
     from rnnscope.analysis import fit_populations, loadings
 
-    _, weights = low_rank(run)
-    fit = fit_populations(loadings(weights), rng=seed, max_populations=max_populations, restarts=restarts, method=method,
-                          progress=not as_json)
-    emit(fit.to_dict(), as_json, lambda d: "\n".join(
+    def one(path: str) -> dict:
+        _, weights = low_rank(path)
+        return fit_populations(loadings(weights), rng=seed, max_populations=max_populations, restarts=restarts,
+                               method=method, progress=not as_json).to_dict()
+
+    emit_runs(run, one, as_json, lambda d: "\n".join(
         [f"chosen P = {d['chosen']} (lowest BIC)"]
-        + [f"  P={f['populations']}: BIC {f['bic']:.1f}, sizes {f['sizes']}, label agreement {f['label_agreement']:.2f}" for f in d["fits"]]))
+        + [f"  P={f['populations']}: BIC {f['bic']:.1f}, sizes {f['sizes']}, label agreement {f['label_agreement']:.2f}" for f in d["fits"]]),
+        lambda d: {"chosen": d["chosen"]})
 
 
 @click.command("resample")
@@ -188,15 +209,18 @@ def resample_command(run, populations, networks, size, trials, zero_mean, method
     """Accuracy of networks resampled from the loading statistics, in one batched simulation."""
     from rnnscope.analysis import resample_network
 
-    loaded, weights = low_rank(run)
-    result = resample_network(weights, loaded.task, populations=populations, rng=seed, networks=networks, size=size,
-                              trials=trials, zero_mean=zero_mean, method=method, tolerance=tolerance,
-                              progress=not as_json)
-    emit(result.to_dict(), as_json, lambda d: (
+    def one(path: str) -> dict:
+        loaded, weights = low_rank(path)
+        return resample_network(weights, loaded.task, populations=populations, rng=seed, networks=networks, size=size,
+                                trials=trials, zero_mean=zero_mean, method=method, tolerance=tolerance,
+                                progress=not as_json).to_dict()
+
+    emit_runs(run, one, as_json, lambda d: (
         f"{d['populations']} population(s), N = {d['size']}: mean accuracy {d['mean']:.3f} over {len(d['accuracy'])} "
         f"networks (trained network: {d['trained_accuracy']:.3f})"
         f"\n{d['method']} fit, population sizes {d['population_sizes']}"
-        + (f"\n{d['advice']}" if d["advice"] else "")))
+        + (f"\n{d['advice']}" if d["advice"] else "")),
+        lambda d: {"trained_accuracy": d["trained_accuracy"], "mean": d["mean"]})
 
 
 @click.command("minimal-populations")
@@ -211,7 +235,8 @@ def resample_command(run, populations, networks, size, trials, zero_mean, method
 @click.option("--zero-mean", is_flag=True, help="Force each population's mean to zero.")
 @click.option("--retrain", is_flag=True,
               help="Also retrain each population model (means, covariances) by gradient descent, then resample.")
-@click.option("--retrain-epochs", type=int, default=800, show_default=True)
+@click.option("--retrain-epochs", type=int, default=None, help="Adam steps of each retraining [default: 1000].")
+@click.option("--retrain-lr", type=float, default=None, help="Learning rate of the retraining [default: 0.01].")
 @click.option("--retrain-networks", type=int, default=1, show_default=True,
               help="Networks drawn from the population model at each retraining step.")
 @click.option("--method", type=click.Choice(["em", "bayes"]), default="bayes", show_default=True,
@@ -220,21 +245,22 @@ def resample_command(run, populations, networks, size, trials, zero_mean, method
 @json_option
 def minimal_populations_command(
     run, max_populations, min_populations, networks, size, trials, tolerance, zero_mean, retrain, retrain_epochs,
-    retrain_networks, method, seed, as_json
+    retrain_lr, retrain_networks, method, seed, as_json
 ) -> None:
     """Smallest number of populations whose resampled networks match the trained network."""
+    from rnnscope._validation import as_generator
     from rnnscope.analysis import minimal_populations
 
-    loaded, weights = low_rank(run)
-    from rnnscope._validation import as_generator
-
-    rng = as_generator(seed)
-    batch = loaded.task.sample(trials, rng=rng)
-    result = minimal_populations(weights, batch, rng=rng, max_populations=max_populations,
-                                 min_populations=min_populations, networks=networks, size=size, tolerance=tolerance,
-                                 zero_mean=zero_mean, method=method, retrain=retrain, task=loaded.task,
-                                 retrain_epochs=retrain_epochs, retrain_networks=retrain_networks,
-                                 progress=not as_json)
+    def one(path: str) -> dict:
+        loaded, weights = low_rank(path)
+        rng = as_generator(seed)
+        batch = loaded.task.sample(trials, rng=rng)
+        return minimal_populations(weights, batch, rng=rng, max_populations=max_populations,
+                                   min_populations=min_populations, networks=networks, size=size, tolerance=tolerance,
+                                   zero_mean=zero_mean, method=method, retrain=retrain, task=loaded.task,
+                                   retrain_networks=retrain_networks, progress=not as_json,
+                                   **({} if retrain_epochs is None else {"retrain_epochs": retrain_epochs}),
+                                   **({} if retrain_lr is None else {"retrain_lr": retrain_lr})).to_dict()
 
     def text(d: dict) -> str:
         line = (f"minimal populations: {d['populations']} (trained accuracy {d['trained_accuracy']:.3f}; mean "
@@ -243,7 +269,8 @@ def minimal_populations_command(
             line += f"; after retraining: {[None if a is None else round(a, 3) for a in d['mean_retrained_accuracy']]}"
         return line + ")"
 
-    emit(result.to_dict(), as_json, text)
+    emit_runs(run, one, as_json, text, lambda d: {"populations": d["populations"],
+                                                  "trained_accuracy": d["trained_accuracy"]})
 
 
 @click.command("epairs")
@@ -259,17 +286,20 @@ def epairs_command(run, space, null_draws, trials, seed, as_json) -> None:
     """ePAIRS test of non-random population structure (Raposo et al. 2014)."""
     from rnnscope.analysis import connectivity_epairs, selectivity_epairs
 
-    loaded, weights = low_rank(run)
-    if space == "connectivity":
-        result = connectivity_epairs(weights, rng=seed, draws=null_draws)
-    else:
-        result = selectivity_epairs(weights, loaded.task, rng=seed, draws=null_draws, trials=trials)
+    def one(path: str) -> dict:
+        loaded, weights = low_rank(path)
+        if space == "connectivity":
+            result = connectivity_epairs(weights, rng=seed, draws=null_draws)
+        else:
+            result = selectivity_epairs(weights, loaded.task, rng=seed, draws=null_draws, trials=trials)
+        return {"space": space, **result.to_dict()}
+
     def text(d):
         from rnnscope.report import format_p_value
 
         return f"ePAIRS ({space}): {format_p_value(d['p_value'])}, c = {d['c']:.3f}"
 
-    emit({"space": space, **result.to_dict()}, as_json, text)
+    emit_runs(run, one, as_json, text, lambda d: {"c": d["c"], "p_value": d["p_value"]})
 
 
 @click.command("selectivity")
@@ -282,9 +312,13 @@ def selectivity_command(run, trials, seed, as_json) -> None:
     """Linear regressions of each neuron's rate on the task variables over time (Mante et al. 2013)."""
     from rnnscope.analysis import selectivity_on_task
 
-    loaded, weights = low_rank(run)
-    result = selectivity_on_task(weights, loaded.task, rng=seed, trials=trials)
-    dt = loaded.task.dt
+    def one(path: str) -> dict:
+        nonlocal dt
+        loaded, weights = low_rank(path)
+        dt = loaded.task.dt
+        return selectivity_on_task(weights, loaded.task, rng=seed, trials=trials).to_dict()
+
+    dt = 1.0
 
     def text(d):
         norms = [max(row) if row else 0.0 for row in d["beta_norms"]]
@@ -293,7 +327,8 @@ def selectivity_command(run, trials, seed, as_json) -> None:
                   for v, s, n in zip(d["variables"], d["peak_steps"], norms, strict=True)]
         return "\n".join(lines + ["(per-neuron betas and the time courses: --json)"])
 
-    emit(result.to_dict(), as_json, text)
+    emit_runs(run, one, as_json, text, lambda d: {
+        f"peak |beta| {v}": max(row) if row else 0.0 for v, row in zip(d["variables"], d["beta_norms"], strict=True)})
 
 
 @click.command("inactivate")
@@ -310,13 +345,19 @@ def inactivate_command(run, population, populations, gain, trials, group_by, see
     """Silence (or scale) a population and report accuracy per context."""
     from rnnscope.analysis import inactivate_populations
 
-    loaded, weights = low_rank(run)
-    result = inactivate_populations(weights, loaded.task, populations=populations, rng=seed, trials=trials, gain=gain,
-                                    group_by=group_by).to_dict()
-    if population is not None:
-        if not 0 <= population < populations:
-            raise RnnscopeError(f"--population: must be in 0..{populations - 1}, got {population}")
-        result["scaled"] = [result["scaled"][population]]
+    if population is not None and not 0 <= population < populations:
+        raise RnnscopeError(f"--population: must be in 0..{populations - 1}, got {population}")
+
+    def one(path: str) -> dict:
+        nonlocal loaded
+        loaded, weights = low_rank(path)
+        result = inactivate_populations(weights, loaded.task, populations=populations, rng=seed, trials=trials,
+                                        gain=gain, group_by=group_by).to_dict()
+        if population is not None:
+            result["scaled"] = [result["scaled"][population]]
+        return result
+
+    loaded = None
 
     def text(d):
         from rnnscope.report import value_name
@@ -332,7 +373,12 @@ def inactivate_command(run, population, populations, gain, trials, group_by, see
         lines += [f"{name:{label}s}" + "".join(f"  {acc[g]:>{width}.2f}" for g in groups) for name, acc in rows]
         return "\n".join(lines)
 
-    emit(result, as_json, text)
+    def columns(d):  # accuracy averaged over the groups (per group: --json)
+        mean = lambda accuracy: sum(accuracy.values()) / max(len(accuracy), 1)  # noqa: E731
+        return {"intact": mean(d["intact"]),
+                **{f"population {s['population']} x{d['gain']:g}": mean(s["accuracy"]) for s in d["scaled"]}}
+
+    emit_runs(run, one, as_json, text, columns)
 
 
 ANALYSIS_COMMANDS = (analyze_command, fixed_points_command, flow_command, truncate_command, populations_command,

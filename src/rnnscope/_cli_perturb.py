@@ -1,4 +1,5 @@
-"""``rnnscope perturb``: silence, scale, clamp or pulse in an epoch or a window; accuracy intact against perturbed."""
+"""``rnnscope perturb``: silence, scale, clamp or pulse in an epoch or a window; accuracy intact against perturbed
+(of one run, or of each run of a group with the aggregate)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import math
 
 import click
 
-from rnnscope._cli_common import allow_task_option, constant_inputs, emit, json_option, seed_option
+from rnnscope._cli_common import allow_task_option, constant_inputs, emit_runs, json_option, seed_option
 from rnnscope.errors import RnnscopeError
 
 __all__ = ["perturb_command"]
@@ -80,36 +81,40 @@ def perturb_command(run, silence, gain, clamps, pulses, neurons, population, pop
         raise RnnscopeError("--population: --silence and --gain need --population P or --neurons I,J,...")
     if not scaled and (neurons is not None or population is not None):
         raise RnnscopeError("--population: selects neurons for --silence or --gain only")
-    loaded = io.load_run(run)
-    weights = loaded.model.weights()
+    if population is not None and not 0 <= population < populations:
+        raise RnnscopeError(f"--population: must be in 0..{populations - 1}, got {population}")
     when = {"epoch": epoch, "window_ms": _window_ms(window_ms)}
-    selection: dict = {}
-    if neurons is not None:
-        selection = {"neurons": _neurons(neurons)}
-    elif population is not None:
-        from rnnscope.analysis import population_labels_of
+    chosen = _neurons(neurons) if neurons is not None else None
+    kappas = [_clamp(pair) for pair in clamps]
 
-        if not isinstance(weights, LowRankWeights):
-            raise RnnscopeError(f"{run}: a full-rank network; --population needs a low-rank one (or give --neurons)")
-        if not 0 <= population < populations:
-            raise RnnscopeError(f"--population: must be in 0..{populations - 1}, got {population}")
-        labels, _ = population_labels_of(weights, populations, rng=seed, progress=False)
-        selection = {"labels": labels, "population": population}
-    perturbations = []
-    if silence:
-        perturbations.append(Perturbation("silence", **selection, **when))
-    elif gain is not None:
-        perturbations.append(Perturbation("scale_gain", value=gain, **selection, **when))
-    for pair in clamps:
-        r, value = _clamp(pair)
-        perturbations.append(Perturbation("clamp_kappa", kappa=r, value=value, **when))
-    if pulses:
-        try:
-            values = constant_inputs(pulses, tuple(loaded.task.input_names))
-        except RnnscopeError as exc:
-            raise RnnscopeError(str(exc).replace("--input:", "--pulse:", 1)) from None
-        perturbations.append(Perturbation.pulse(weights.w_in, values, **when))
-    result = perturbation_effect(loaded.model, loaded.task, tuple(perturbations), trials=trials, rng=seed)
+    def one(path: str) -> dict:
+        loaded = io.load_run(path)
+        weights = loaded.model.weights()
+        selection: dict = {}
+        if chosen is not None:
+            selection = {"neurons": chosen}
+        elif population is not None:
+            from rnnscope.analysis import population_labels_of
+
+            if not isinstance(weights, LowRankWeights):
+                raise RnnscopeError(f"{path}: a full-rank network; --population needs a low-rank one (or give "
+                                    f"--neurons)")
+            labels, _ = population_labels_of(weights, populations, rng=seed, progress=False)
+            selection = {"labels": labels, "population": population}
+        perturbations = []
+        if silence:
+            perturbations.append(Perturbation("silence", **selection, **when))
+        elif gain is not None:
+            perturbations.append(Perturbation("scale_gain", value=gain, **selection, **when))
+        for r, value in kappas:
+            perturbations.append(Perturbation("clamp_kappa", kappa=r, value=value, **when))
+        if pulses:
+            try:
+                values = constant_inputs(pulses, tuple(loaded.task.input_names))
+            except RnnscopeError as exc:
+                raise RnnscopeError(str(exc).replace("--input:", "--pulse:", 1)) from None
+            perturbations.append(Perturbation.pulse(weights.w_in, values, **when))
+        return perturbation_effect(loaded.model, loaded.task, tuple(perturbations), trials=trials, rng=seed).to_dict()
 
     def text(d):
         lines = [f"{p['kind']}: {', '.join(f'{k}={v}' for k, v in p.items() if k != 'kind')}" for p in d["perturbations"]]
@@ -122,4 +127,6 @@ def perturb_command(run, silence, gain, clamps, pulses, neurons, population, pop
         lines.append(f"answer changed on {d['changed']:.1%} of {d['trials']} trials")
         return "\n".join(lines)
 
-    emit(result.to_dict(), as_json, text)
+    emit_runs(run, one, as_json, text, lambda d: {"intact.accuracy": d["intact"]["accuracy"],
+                                                  "perturbed.accuracy": d["perturbed"]["accuracy"],
+                                                  "changed": d["changed"]})

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 import warnings
 
 import click
@@ -78,8 +80,8 @@ def tasks_command(as_json: bool) -> None:
               help="With --init-from: first truncate the full-rank network to this rank (SVD), then retrain.")
 @click.option("--truncate-delta", is_flag=True, help="With --truncate-to: truncate the learnt change J - J0, not J.")
 @click.option("--ensemble", type=int, default=1, show_default=True,
-              help="Train K networks (seeds SEED..SEED+K-1) into OUT/net00, OUT/net01, ...: at once for a one-stage "
-                   "recipe whose vectors train (--recipe fast), one after another otherwise.")
+              help="Train K networks (seeds SEED..SEED+K-1) into OUT/net00, OUT/net01, ...: at once (one batch "
+                   "on the fused kernel) for a one-stage recipe, one after another for a curriculum.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @json_option
 def train_command(task, task_options, recipe, rank, full_rank, size, epochs, seed, lr, curriculum, batch_size,
@@ -123,10 +125,10 @@ def train_command(task, task_options, recipe, rank, full_rank, size, epochs, see
                                     device=device)
         config = stages[0].config
         assert isinstance(config, TrainingConfig)
-        if len(stages) == 1 and not (the_recipe.train_input_scale or the_recipe.train_output_scale):
+        if len(stages) == 1:
             summary = train_ensemble(stages[0].task, model, config, rng=list(range(seed, seed + ensemble)), out=out,
                                      progress=not quiet).to_dict()
-        else:  # stages or trained gains: one network after another, into the same layout
+        else:  # a curriculum: one network after another, into the same layout
             io.check_new_run_dir(out)
             results = [train_recipe(task, the_recipe, size=size, rng=seed + k, task_options=task_options,
                                     backend=backend, device=device, out=Path(out) / f"net{k:02d}", progress=not quiet)
@@ -134,6 +136,7 @@ def train_command(task, task_options, recipe, rank, full_rank, size, epochs, see
             summary = {"networks": ensemble, "seeds": list(range(seed, seed + ensemble)),
                        "validation_accuracy": [r.validation_accuracy for r in results],
                        "best_epoch": [r.best_epoch for r in results], "epochs": [len(r.history) for r in results],
+                       "converged_epoch": [r.converged_epoch for r in results],
                        "path": str(out), "runs": [str(r.path) for r in results]}
         emit(summary, as_json, lambda d: (
             f"trained {d['networks']} networks; validation accuracy min {min(d['validation_accuracy']):.3f}, "
@@ -179,16 +182,23 @@ def _parse_curriculum(text: str | None) -> tuple[str, tuple[float, ...]] | None:
 @click.option("--no-noise", is_flag=True, help="Simulate without the private noise.")
 @json_option
 def evaluate_command(run, trials, seed, task_options, no_noise, as_json) -> None:
-    """Accuracy and loss of a run's network on fresh trials, overall and per condition."""
+    """Accuracy and loss of a run's network (or of each network of an ensemble or sweep directory, with the
+    aggregate) on fresh trials, overall and per condition."""
     from rnnscope import io
+    from rnnscope._cli_common import emit_runs
     from rnnscope.training import evaluate
 
-    loaded = io.load_run(run)
-    task = loaded.task
-    if task_options:
-        stored = loaded.config["task"]
-        task = make_task(stored["name"], task_options, stored=stored.get("options", {}))
-    result = evaluate(loaded.model, task, trials=trials, rng=seed, noise=not no_noise)
+    def one(path: str) -> dict:
+        nonlocal task
+        loaded = io.load_run(path)
+        task = loaded.task
+        if task_options:
+            stored = loaded.config["task"]
+            task = make_task(stored["name"], task_options, stored=stored.get("options", {}))
+        return evaluate(loaded.model, task, trials=trials, rng=seed, noise=not no_noise).to_dict()
+
+    task = None
+
     def text(d):
         from rnnscope.report import value_name
 
@@ -199,7 +209,7 @@ def evaluate_command(run, trials, seed, task_options, no_noise, as_json) -> None
                     f"{value_name(task, condition, v)} {a:.2f}" for v, a in per.items()))
         return "\n".join(lines)
 
-    emit(result.to_dict(), as_json, text)
+    emit_runs(run, one, as_json, text, lambda d: {"accuracy": d["accuracy"], "loss": d["loss"]})
 
 
 @cli.command("import-reference")
@@ -338,12 +348,20 @@ for command in (*ANALYSIS_COMMANDS, data_group, minimal_rank_command, perturb_co
 from rnnscope._cli_universality import import_torch_command, universality_command  # noqa: E402
 
 cli.add_command(universality_command)
+from rnnscope._cli_sweep import SWEEP_COMMANDS  # noqa: E402
+
+for command in SWEEP_COMMANDS:
+    cli.add_command(command)
+from rnnscope._cli_reproduce import reproduce_group  # noqa: E402
+
+cli.add_command(reproduce_group)
 cli.add_command(import_torch_command)
 
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every bad input ends with one line on stderr and exit code 2."""
+    _interrupt_on_sigterm()
     with warnings.catch_warnings(record=True) as caught:  # shown after a success, dropped before an error line
         warnings.simplefilter("default")
         try:
@@ -358,12 +376,24 @@ def main(argv: list[str] | None = None) -> int:
             click.echo(f"error: {_one_line(exc.format_message())}", err=True)
             return 2
         except KeyboardInterrupt:
-            click.echo("error: interrupted (completed epochs are checkpointed; rerun with --resume)", err=True)
+            click.echo("error: interrupted (finished work is kept: rerun the same command to continue; train: add --resume)",
+                       err=True)
             return 130
     for warning in caught:
         if issubclass(warning.category, UserWarning):
             click.echo(f"warning: {_one_line(str(warning.message))}", err=True)
     return 0
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (a scheduler's or `kill`'s) ends a command as Ctrl-C does: locks released, worker processes stopped,
+    the one-line message; only in the main thread, where Python delivers signals."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 def _one_line(message: str) -> str:

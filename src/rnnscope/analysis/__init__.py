@@ -53,7 +53,13 @@ from rnnscope.analysis._population_run import (
     selectivity_on_task,
     task_variables,
 )
-from rnnscope.analysis._resampling import MinimalPopulations, Resampling, minimal_populations, resample_model
+from rnnscope.analysis._resampling import (
+    RETRAIN_EPOCHS,
+    MinimalPopulations,
+    Resampling,
+    minimal_populations,
+    resample_model,
+)
 from rnnscope.analysis._retrain import (
     Retraining,
     fused_loadings_loss,
@@ -130,6 +136,7 @@ __all__ = [
     "mean_field_flow",
     "mean_field_jacobian",
     "minimal_populations",
+    "RETRAIN_EPOCHS",
     "MinimalPopulations",
     "neighbour_angles",
     "NetworkAccuracy",

@@ -157,6 +157,7 @@ def train_loadings(
     epochs: int,
     trials: int,
     lr: float,
+    clip_gradient: float | None = None,
 ) -> np.ndarray:
     """Train a loading distribution on ``task`` with ``rnnscope.training.optimise`` (the one training loop):
     ``epochs`` Adam steps at learning rate ``lr`` on ``parameters``, gradients unclipped, the parameters left at
@@ -173,7 +174,7 @@ def train_loadings(
         seeds = step_rng.integers(0, 2**63 - 1, size=values.shape[0] if values.dim() == 3 else 1)
         return fused_loadings_loss(values, columns, batch, noise_std=noise_std, alpha=alpha, seeds=seeds)
 
-    config = OptimisationConfig(epochs=epochs, steps_per_epoch=1, lr=lr, clip_gradient=None, keep_best=False)
+    config = OptimisationConfig(epochs=epochs, steps_per_epoch=1, lr=lr, clip_gradient=clip_gradient, keep_best=False)
     return optimise(list(parameters), loss, config=config, rng=rng).losses
 
 
@@ -202,6 +203,7 @@ def retrain_population_model(
     networks: int = 1,
     zero_mean: bool = False,
     redraw: bool = True,
+    clip_gradient: float | None = None,
 ) -> Retraining:
     """Train a population model's means and covariances on ``task`` (the paper's retraining of the mixture).
 
@@ -234,6 +236,6 @@ def retrain_population_model(
     parameters = [p for p in sampler.parameters() if p.requires_grad]
     losses = train_loadings(
         draw, parameters, task, rng=rng, columns=model.columns, noise_std=model.noise_std,
-        alpha=model.alpha, epochs=epochs, trials=trials, lr=lr,
+        alpha=model.alpha, epochs=epochs, trials=trials, lr=lr, clip_gradient=clip_gradient,
     )
     return Retraining(sampler.to_model(), model, np.asarray(losses))

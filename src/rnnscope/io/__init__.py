@@ -1,6 +1,16 @@
 """Files: run directories, checkpoints, import of networks trained elsewhere. Only this package writes files."""
 
-from rnnscope.io._atomic import atomic_write, clean_stale_temporaries, save_figure, write_bytes, write_json, write_text
+from rnnscope.io._atomic import (
+    atomic_write,
+    clean_stale_temporaries,
+    is_temporary,
+    publish_directory,
+    remove_tree,
+    save_figure,
+    write_bytes,
+    write_json,
+    write_text,
+)
 from rnnscope.io._lock import LOCK_NAME, RUN_FILES, RunLock, lock_run_dir
 from rnnscope.io._paths import check_output
 from rnnscope.io._recordings import RECORDING_SUFFIXES, read_recordings, write_recordings
@@ -67,6 +77,9 @@ __all__ = [
     "write_json",
     "write_text",
     "clean_stale_temporaries",
+    "is_temporary",
+    "publish_directory",
+    "remove_tree",
     "LOCK_NAME",
     "RUN_FILES",
     "RunLock",
@@ -82,3 +95,8 @@ __all__ += ["TORCH_CELLS", "import_torch", "read_torch_state_dict", "gated_from_
 from rnnscope.io._lineage import LINEAGE_KINDS, read_lineage, weights_sha256, write_lineage  # noqa: E402
 
 __all__ += ["LINEAGE_KINDS", "read_lineage", "weights_sha256", "write_lineage"]
+
+# Groups of networks: the run directories of an ensemble or a sweep directory (issue 15, the groups engineer)
+from rnnscope.io._groups import is_run_directory, run_directories  # noqa: E402
+
+__all__ += ["is_run_directory", "run_directories"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 from rnnscope.errors import RnnscopeError
 
 __all__ = ["atomic_write", "write_json", "write_text", "write_bytes", "save_figure", "clean_stale_temporaries",
-           "is_temporary"]
+           "is_temporary", "publish_directory", "remove_tree"]
 
 # ``atomic_write`` names its temporary ``.{name}.{8 random characters}.tmp`` (tempfile.mkstemp's alphabet) beside the
 # target; a process killed between creating and renaming it leaves one behind.
@@ -86,3 +87,21 @@ def clean_stale_temporaries(run_dir: str | Path, *, targets: Iterable[str] | Non
             entry.unlink(missing_ok=True)
             removed.append(entry)
     return removed
+
+
+def publish_directory(source: str | Path, target: str | Path) -> Path:
+    """Move the complete directory ``source`` to ``target`` by one rename (same file system), so ``target`` is
+    either absent or whole; what was at ``target`` (a leftover of a killed writer) is removed first."""
+    source, target = Path(source), Path(target)
+    try:
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(source, target)
+    except OSError as exc:
+        raise RnnscopeError(f"{target}: cannot move {source.name} into place ({exc.strerror or exc})") from None
+    return target
+
+
+def remove_tree(path: str | Path) -> None:
+    """Remove a directory this process (or a killed writer before it) created, if it is there."""
+    shutil.rmtree(path, ignore_errors=True)

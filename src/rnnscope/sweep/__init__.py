@@ -1,7 +1,31 @@
-"""Populations of networks and the universality study (Maheswaranathan et al. 2019): train many vanilla/gated
-networks (worker processes on CPU, stacked on CUDA), resumably, then compare their geometry and topology."""
+"""Many networks. Sweeps: a grid of configurations (task, recipe, architecture, seeds) trained and analysed
+resumably, in local processes or on a Dask cluster, into one table (``run_sweep``); the reproduction of Dubreuil,
+Valente et al. 2022 on it. Populations of networks and the universality study (Maheswaranathan et al. 2019): train
+many vanilla/gated networks (worker processes on CPU, stacked on CUDA), resumably, then compare their geometry and
+topology."""
 
-from rnnscope.sweep._plots import plot_mds
+from rnnscope.sweep._analyses import ANALYSES, ANALYSIS_OPTIONS, analyse_network, check_analyses, check_analysis_options
+from rnnscope.sweep._plots import plot_accuracy_comparison, plot_epairs_c, plot_mds
+from rnnscope.sweep._reproduce import (
+    FULL_ANALYSES,
+    FULL_RANK_ANALYSES,
+    LOOSE_P,
+    PAPER_SOURCE,
+    PAPER_TABLE,
+    PAPER_TASKS,
+    REPRODUCE_ANALYSES,
+    STRICT_P,
+    Comparison,
+    PaperValues,
+    Reproduction,
+    TaskComparison,
+    compare_with_paper,
+    recipe_notes,
+    reproduce_dubreuil2022,
+    reproduction_spec,
+)
+from rnnscope.sweep._runner import EXECUTORS, RETRIES, SweepResult, SweepStatus, read_table, run_sweep, sweep_status
+from rnnscope.sweep._spec import CONFIGURATION_FIELDS, Configuration, SweepJob, SweepSpec, load_spec, parse_spec
 from rnnscope.sweep._train import (
     NetworkRecord,
     Population,
@@ -43,4 +67,42 @@ __all__ = [
     "analyse_population",
     "universality_study",
     "plot_mds",
+    # sweeps (issue 15)
+    "CONFIGURATION_FIELDS",
+    "Configuration",
+    "SweepJob",
+    "SweepSpec",
+    "parse_spec",
+    "load_spec",
+    "EXECUTORS",
+    "RETRIES",
+    "SweepResult",
+    "SweepStatus",
+    "run_sweep",
+    "sweep_status",
+    "read_table",
+    # per-network analyses and the reproduction of Dubreuil, Valente et al. 2022
+    "ANALYSES",
+    "ANALYSIS_OPTIONS",
+    "check_analyses",
+    "check_analysis_options",
+    "analyse_network",
+    "PAPER_SOURCE",
+    "PAPER_TABLE",
+    "PAPER_TASKS",
+    "STRICT_P",
+    "LOOSE_P",
+    "REPRODUCE_ANALYSES",
+    "FULL_ANALYSES",
+    "FULL_RANK_ANALYSES",
+    "PaperValues",
+    "TaskComparison",
+    "Comparison",
+    "Reproduction",
+    "reproduction_spec",
+    "compare_with_paper",
+    "recipe_notes",
+    "reproduce_dubreuil2022",
+    "plot_epairs_c",
+    "plot_accuracy_comparison",
 ]

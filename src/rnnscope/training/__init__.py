@@ -15,6 +15,7 @@ from rnnscope.training._trainer import (
     TrainingResult,
     check_device,
     check_memory,
+    converged_epoch,
     estimate_training_memory,
     train,
     train_curriculum,
@@ -39,6 +40,7 @@ __all__ = [
     "masked_mse_loss",
     "check_device",
     "check_memory",
+    "converged_epoch",
     "estimate_training_memory",
 ]
 
@@ -49,11 +51,13 @@ from rnnscope.training._lineage import (  # noqa: E402
     initial_weights,
     lineage_of,
     minimal_rank,
+    retraining_stages,
     train_from,
     truncate_learnt,
 )
 
 __all__ += ["train_from", "initial_weights", "lineage_of", "truncate_learnt", "minimal_rank", "MinimalRank",
+            "retraining_stages",
             "MINIMAL_RANK_EPOCHS"]
 
 # Recipes: each task's training procedure (issue 13)

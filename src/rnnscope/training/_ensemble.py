@@ -1,8 +1,9 @@
 """Train K networks at once on the fused CPU kernel, at about the cost per network of training one.
 
 Network k follows exactly the recipe of ``train(..., rng=seeds[k], backend="fast")``: the same initialisation,
-training and validation sets, batch order, noise, per-network gradient clipping and Adam; only the arithmetic of
-the K networks is batched into one kernel call per step.
+training and validation sets, batch order, noise, per-network gradient clipping and Adam (trained input and output
+scales included: the kernel's gradients of the vectors used, w * s, are chained to w and s as on the single-network
+fused path); only the arithmetic of the K networks is batched into one kernel call per step.
 """
 
 from __future__ import annotations
@@ -37,10 +38,12 @@ from rnnscope.training._trainer import (
     TrainingConfig,
     TrainingResult,
     _check_compatible,
+    _result_record,
     _run_config,
     _seed_of,
     _training_data,
     check_memory,
+    converged_epoch,
 )
 
 __all__ = ["EnsembleResult", "train_ensemble"]
@@ -64,6 +67,7 @@ class EnsembleResult:
             "seeds": list(self.seeds),
             "validation_accuracy": [r.validation_accuracy for r in self.results],
             "best_epoch": [r.best_epoch for r in self.results],
+            "converged_epoch": [r.converged_epoch for r in self.results],
             "epochs": [len(r.history) for r in self.results],
             "seconds": float(sum(row["seconds"] for row in self.results[0].history)) if self.results else 0.0,
             "path": str(self.path) if self.path else None,
@@ -90,7 +94,9 @@ def train_ensemble(
 
     With ``out`` (missing or empty; locked while it is written), network k's run directory is ``out/net{k:02d}``
     (a normal run directory). Early stopping ends training once every network has reached ``target_accuracy``;
-    each network keeps its own best epoch. Seeds, the task's data and the memory needed are checked first.
+    each network keeps its own best epoch and records its own ``converged_epoch``: the epoch after which its kept
+    network first met the target, where ``train`` alone would have stopped (in its result and in the ``result``
+    section of its ``config.json``). Seeds, the task's data and the memory needed are checked first.
     """
     if seeds is not None:
         if rng is not None:
@@ -129,13 +135,31 @@ def train_ensemble(
         return _train_ensemble(task, config, seeds, nets, data, out_path, progress)
 
 
+_SCALED = {"s_in": "w_in", "s_out": "w_out"}  # a trained scale and the vectors it multiplies
+
+
+def _stack(nets: list[RateRNN]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], list[torch.Tensor]]:
+    """The K networks' parameters stacked on a leading axis: the kernel's (m, n or J, w_in, w_out, h0), the trained
+    scales (s_in, s_out), and the trainable tensors in the order of a network's ``parameters()`` (as ``train``)."""
+    params = stack_parameters(nets)  # the vectors used (w * s) under w_in / w_out: replaced by w itself below
+    scales = {}
+    for name, key in _SCALED.items():
+        if hasattr(nets[0], name):
+            params[key] = torch.stack([getattr(n, key).detach() for n in nets]).clone().requires_grad_(
+                getattr(nets[0], key).requires_grad)
+            scales[name] = torch.stack([getattr(n, name).detach() for n in nets]).clone().requires_grad_(
+                getattr(nets[0], name).requires_grad)
+    every = {**params, **scales}
+    return params, scales, [every[name] for name, p in nets[0].named_parameters() if p.requires_grad]
+
+
 class _EnsembleObjective:
     """K networks' epochs on the fused kernel (an ``Objective`` of the optimisation core, parameters stacked on a
     leading network axis): network k follows train()'s recipe for seeds[k] exactly."""
 
     def __init__(self, config: TrainingConfig, seeds: tuple[int, ...], params: dict[str, torch.Tensor],
-                 net: RateRNN, data: list) -> None:
-        self.config, self.seeds, self.params, self.data = config, seeds, params, data
+                 scales: dict[str, torch.Tensor], net: RateRNN, data: list) -> None:
+        self.config, self.seeds, self.params, self.scales, self.data = config, seeds, params, scales, data
         stack = lambda arrays: torch.from_numpy(np.stack(arrays))  # noqa: E731
         self.train = [stack([getattr(d[0], f) for d in data]) for f in ("inputs", "targets", "mask")]
         self.validation = [stack([getattr(d[1], f) for d in data]) for f in ("inputs", "targets", "mask")]
@@ -152,13 +176,31 @@ class _EnsembleObjective:
         chosen = torch.from_numpy(self.orders[:, index * size : (index + 1) * size])
         inputs, targets, mask = (t[self.rows, chosen] for t in self.train)
         # the kernel's gradients go straight into .grad (no autograd graph), as in train() on the fast path
-        return fast_loss_and_grads_ensemble(self.params, inputs, targets, mask,
-                                            seeds=[_seed_of(rng) for rng in self.rngs], **self.dynamics)
+        used = self.used(grad=True)
+        losses = fast_loss_and_grads_ensemble(used, inputs, targets, mask,
+                                              seeds=[_seed_of(rng) for rng in self.rngs], **self.dynamics)
+        for name, scale in self.scales.items():  # chain rule, w_used = w * s: dL/ds = sum_i dL/dw_used * w
+            vectors, grad = self.params[_SCALED[name]], used[_SCALED[name]].grad
+            scale.grad = (grad * vectors.detach()).sum(dim=1)
+            if vectors.requires_grad:
+                vectors.grad = grad * scale.detach()[:, None, :]
+        return losses
+
+    def used(self, *, grad: bool = False) -> dict[str, torch.Tensor]:
+        """The K networks' parameters as the kernel takes them: the vectors used, w * s, for a trained scale s (new
+        leaves that receive the kernel's gradients when ``grad``)."""
+        if not self.scales:
+            return self.params
+        used = dict(self.params)
+        for name, scale in self.scales.items():
+            key = _SCALED[name]
+            used[key] = (self.params[key].detach() * scale.detach()[:, None, :]).requires_grad_(grad)
+        return used
 
     def validate(self) -> tuple[np.ndarray, np.ndarray]:
         inputs, targets, mask = self.validation
         with torch.no_grad():
-            outputs = torch.from_numpy(fast_outputs(self.params, inputs, seeds=self.validation_seeds, **self.dynamics))
+            outputs = torch.from_numpy(fast_outputs(self.used(), inputs, seeds=self.validation_seeds, **self.dynamics))
         losses = np.array([float(masked_mse_loss(outputs[k], targets[k], mask[k])) for k in range(len(self.seeds))])
         accuracy = np.array([float(correct_trials(outputs[k].numpy(), self.data[k][1]).mean())
                              for k in range(len(self.seeds))])
@@ -176,28 +218,28 @@ def _train_ensemble(
 ) -> EnsembleResult:
     """The optimisation core on the stack of ``nets``; writes the run directories into ``out_path`` (locked by
     the caller)."""
-    params = stack_parameters(nets)
-    trainable = [p for p in params.values() if p.requires_grad]
+    params, scales, trainable = _stack(nets)
     optimizer = torch.optim.Adam(trainable, lr=config.lr, fused=True)  # as train() on the fast path
     K = len(seeds)
     state = State.fresh(trainable, networks=K)
-    run_epochs(trainable, _EnsembleObjective(config, seeds, params, nets[0], data), optimizer, config.optimisation,
-               state, stacked=True, progress=progress, desc=f"train {K} x {task.name}",
+    run_epochs(trainable, _EnsembleObjective(config, seeds, params, scales, nets[0], data), optimizer,
+               config.optimisation, state, stacked=True, progress=progress, desc=f"train {K} x {task.name}",
                labels=[f"network {k} (seed {seed})" for k, seed in enumerate(seeds)])
     results = []
     for k, seed in enumerate(seeds):
         net = nets[k]
         with torch.no_grad():
-            for name, value in params.items():
+            for name, value in {**params, **scales}.items():
                 getattr(net, name).copy_(value.detach()[k])
         stopped = bool(state.stopped_early[k])
-        run = None
-        if out_path is not None:
-            run = out_path / f"net{k:02d}"
-            io.write_config(run, _run_config(task, net, config, seed))
+        run = out_path / f"net{k:02d}" if out_path is not None else None
+        result = TrainingResult(net, tuple(state.histories[k]), int(max(state.best_epoch[k], 0)), stopped, run,
+                                converged_epoch(state.histories[k], config))
+        if run is not None:
+            io.write_config(run, {**_run_config(task, net, config, seed, scratch=True), "result": _result_record(result)})
             io.write_metrics(run, state.histories[k])
             io.save_weights(run, net)
-        results.append(TrainingResult(net, tuple(state.histories[k]), int(max(state.best_epoch[k], 0)), stopped, run))
+        results.append(result)
     if config.target_accuracy is not None and not all(r.stopped_early for r in results):
         warnings.warn(f"{sum(not r.stopped_early for r in results)} of {K} networks never reached target_accuracy "
                       f"{config.target_accuracy}", ConvergenceWarning, stacklevel=3)

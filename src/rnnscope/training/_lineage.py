@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,11 +40,11 @@ from rnnscope.models import (
     simulate,
     truncate,
 )
-from rnnscope.tasks import Task, TrialBatch, correct_trials
-from rnnscope.training._trainer import MAX_SEED, TrainingConfig, TrainingResult, check_device, train
+from rnnscope.tasks import Task, TrialBatch, correct_trials, task_spec
+from rnnscope.training._trainer import MAX_SEED, Stage, TrainingConfig, TrainingResult, check_device, train
 
 __all__ = ["MINIMAL_RANK_EPOCHS", "MinimalRank", "initial_weights", "lineage_of", "minimal_rank", "train_from",
-           "truncate_learnt"]
+           "truncate_learnt", "retraining_stages"]
 
 MINIMAL_RANK_EPOCHS = 30  # most retraining epochs per rank in minimal_rank, stopped early at the full accuracy:
 # a rank-1 context-dependent (mante) network truncated from a full-rank one (N = 256) needs about 25 of them
@@ -58,9 +59,10 @@ def _load(run: str | Path | io.Run) -> io.Run:
 
 
 def lineage_of(run: str | Path | io.Run) -> dict[str, Any]:
-    """A run's lineage: its ``config.json`` section when recorded, else the one implied by its other fields.
+    """A run's lineage: its ``config.json`` section when recorded (every run ``train`` or ``train_ensemble``
+    trains from a seed records it, and ``train_from`` its own), else the one implied by its other fields.
 
-    A run without the section that holds ``training`` and ``seed`` and nothing that marks another origin is taken
+    A run without the section (written before it was recorded) that holds ``training`` and ``seed`` and nothing that marks another origin is taken
     to be trained from scratch by ``train`` (its J0 is ``build_model(model, generator=manual_seed(seed))``); any
     other (imported, designed) has ``initial`` None: its J0 is unknown."""
     run = _load(run)
@@ -195,7 +197,8 @@ class MinimalRank:
     (full-rank, J0's bulk kept) when ``of`` is "J - J0", the rank-r SVD of J when "J". full_accuracy: the
     network's own. All on the same ``trials`` trials and private noise. singular_values: (size,) of the truncated
     matrix. needed: the smallest rank whose accuracy is >= full_accuracy - tolerance (None if none is).
-    histories: per rank, the retraining's learning curve (rows of ``TrainingResult.history``)."""
+    histories: per rank, the retraining's learning curve (rows of ``TrainingResult.history``, every stage's).
+    retraining: the retraining stages (task options, most epochs of each)."""
 
     ranks: np.ndarray
     accuracy: np.ndarray
@@ -208,6 +211,7 @@ class MinimalRank:
     tolerance: float
     needed: int | None
     histories: tuple[tuple[dict[str, float], ...], ...]
+    retraining: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         count = len(self.ranks)
@@ -230,6 +234,7 @@ class MinimalRank:
             "tolerance": self.tolerance,
             "singular_values": self.singular_values[: max(10, len(self.ranks))].tolist(),
             "epochs_trained": [len(h) for h in self.histories],
+            "retraining": [dict(stage) for stage in self.retraining],
         }
 
 
@@ -248,6 +253,7 @@ def minimal_rank(
     trials: int = 500,
     tolerance: float = 0.02,
     rng: int | np.random.Generator,
+    stages: Sequence[Stage] | None = None,
     progress: bool = True,
 ) -> MinimalRank:
     """The authors' procedure for a full-rank run: for r = 1..max_rank, truncate the learnt connectivity J - J0
@@ -255,9 +261,14 @@ def minimal_rank(
     retrain the rank-r network (``train_from``) and score it; the minimal rank is the smallest r within
     ``tolerance`` of the full network's accuracy.
 
-    Retraining: ``config`` (default ``TrainingConfig(epochs=epochs, target_accuracy=full accuracy)``: Adam at
-    lr 1e-2 on 800 trials, on ``device``, stopped at the first epoch whose validation accuracy reaches the full
-    network's).
+    Retraining: ``stages`` (each a ``Stage``: task, epochs, config; the first retrains the truncated network, the
+    others continue it), by default ``retraining_stages(run, config)``: the curriculum of the task's recommended
+    recipe when it has one after any full-rank pretraining (dms: delays 700 -> 1000 -> the run's; the authors
+    also retrain their truncated dms networks through delays 700 -> 1000), else one stage of ``config`` (default
+    ``TrainingConfig(epochs=epochs, target_accuracy=full accuracy)``: Adam at lr 1e-2 on 800 trials, on
+    ``device``, stopped at the first epoch whose validation accuracy reaches the full network's). Measured: a
+    full-rank dms network (N = 256) truncated and retrained for 30 epochs on 3000 ms delays stays at chance at
+    ranks 1 and 2.
     Everything is drawn from ``rng``: the test trials and their noise, then one seed per rank's retraining."""
     run = _load(run)
     if not isinstance(run.model, FullRankRNN):
@@ -276,6 +287,9 @@ def minimal_rank(
     full = _accuracy(weights, batch, noise_seed)
     if config is None:
         config = TrainingConfig(epochs=epochs, target_accuracy=full, device=device)
+    plan = list(stages) if stages is not None else retraining_stages(run, config)
+    if not plan or not all(isinstance(stage, Stage) for stage in plan):
+        raise RnnscopeError("stages: expected a non-empty sequence of rnnscope.training.Stage")
     matrix = weights.J - initial.J if initial is not None else weights.J
     ranks = np.arange(1, max_rank + 1)
     accuracy, truncated, histories = [], [], []
@@ -288,12 +302,47 @@ def minimal_rank(
             truncated.append(_accuracy(truncate(weights, rank), batch, noise_seed))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # low ranks are expected to miss the target
-            result = train_from(run, run.task, config, rank=rank, truncate_delta=truncate_delta,
-                                rng=int(rng.integers(0, MAX_SEED)), progress=False)
+            result = train_from(run, plan[0].task, _stage_config(plan[0], config), rank=rank,
+                                truncate_delta=truncate_delta, rng=int(rng.integers(0, MAX_SEED)), progress=False)
+            history = [{**row, "stage": 0} for row in result.history]
+            for k, stage in enumerate(plan[1:], start=1):  # the rest of a curriculum continues the network
+                result = train(stage.task, result.model, _stage_config(stage, config),
+                               rng=int(rng.integers(0, MAX_SEED)), progress=False)
+                history.extend({**row, "stage": k} for row in result.history)
         accuracy.append(_accuracy(result.model.weights(), batch, noise_seed))
-        histories.append(result.history)
+        histories.append(tuple(history))
     accuracy_a = np.array(accuracy)
     ok = [int(r) for r, a in zip(ranks, accuracy_a, strict=True) if a >= full - tolerance]
+    described = tuple({"task": stage.task.name, "task_options": _options(stage.task), "epochs": stage.epochs}
+                      for stage in plan)
     return MinimalRank(ranks, accuracy_a, np.array(truncated), full, np.linalg.svd(matrix, compute_uv=False),
-                       "J - J0" if truncate_delta else "J", config.epochs, trials, tolerance, min(ok) if ok else None,
-                       tuple(histories))
+                       "J - J0" if truncate_delta else "J", sum(stage.epochs for stage in plan), trials, tolerance,
+                       min(ok) if ok else None, tuple(histories), described)
+
+
+def _options(task: Task) -> dict[str, Any]:
+    return dict(task_spec(task).get("options", {}))
+
+
+def _stage_config(stage: Stage, config: TrainingConfig) -> TrainingConfig:
+    return dataclasses.replace(stage.config or config, epochs=stage.epochs)
+
+
+def retraining_stages(run: str | Path | io.Run, config: TrainingConfig) -> list[Stage]:
+    """How ``minimal_rank`` retrains a truncated network of ``run`` by default: the low-rank stages of the
+    recommended recipe of the run's task when there are several (a curriculum; each with its own settings on
+    ``config.device``, the last on the run's own task), else one stage of ``config`` on the run's task."""
+    from rnnscope.tasks import RECIPES, recipe_for
+    from rnnscope.training._recipes import recipe_plan
+
+    run = _load(run)
+    name = run.config["task"]["name"]
+    if name in RECIPES:
+        recipe = recipe_for(name)
+        low = [k for k, stage in enumerate(recipe.stages) if not stage.full_rank]
+        if len(low) > 1:
+            _, planned = recipe_plan(name, recipe, size=run.model.size, task_options=_options(run.task),
+                                     device=config.device)
+            stages = [dataclasses.replace(planned[k], rank=None, model=None) for k in low]
+            return stages[:-1] + [dataclasses.replace(stages[-1], task=run.task)]
+    return [Stage(run.task, config.epochs, config=config)]

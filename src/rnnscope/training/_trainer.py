@@ -40,10 +40,10 @@ from rnnscope.training._checkpoint import (
     _resume,
 )
 from rnnscope.training._loss import masked_mse_loss
-from rnnscope.training._optimise import OptimisationConfig, State, run_epochs
+from rnnscope.training._optimise import OptimisationConfig, State, _has_target, _meets_target, run_epochs
 
 __all__ = ["TrainingConfig", "TrainingResult", "Stage", "train", "train_curriculum", "estimate_training_memory",
-           "check_memory", "check_device"]
+           "check_memory", "check_device", "converged_epoch"]
 
 
 
@@ -101,13 +101,16 @@ class TrainingConfig:
 @dataclass(frozen=True, eq=False)
 class TrainingResult:
     """The trained network (the best one if ``keep_best``) and the learning curve: one row per epoch with
-    loss, validation_loss, validation_accuracy and seconds."""
+    loss, validation_loss, validation_accuracy and seconds. converged_epoch: the first epoch after which the kept
+    network met the target (``converged_epoch(history, config)``: the epoch a run of ``train`` stops after), None
+    if it never did or there was no target."""
 
     model: RateRNN
     history: tuple[dict[str, float], ...]
     best_epoch: int
     stopped_early: bool
     path: Path | None = None
+    converged_epoch: int | None = None
 
     @property
     def validation_accuracy(self) -> float:
@@ -120,6 +123,7 @@ class TrainingResult:
             "stopped_early": self.stopped_early,
             "validation_accuracy": self.validation_accuracy,
             "validation_loss": float(self.history[self.best_epoch]["validation_loss"]) if self.history else None,
+            "converged_epoch": self.converged_epoch,
             "history": list(self.history),
             "path": str(self.path) if self.path else None,
         }
@@ -232,13 +236,45 @@ def _training_data(task: Task, config: TrainingConfig, seed: int) -> tuple[Trial
     return train_batch, validation_batch, _seed_of(np.random.default_rng([seed, 2]))
 
 
-def _run_config(task: Task, model: RateRNN, config: TrainingConfig, seed: int) -> dict[str, Any]:
-    return {
+def _run_config(task: Task, model: RateRNN, config: TrainingConfig, seed: int, *, scratch: bool = False
+                ) -> dict[str, Any]:
+    """What ``config.json`` records of a run; ``scratch`` (a network built from ``seed``): also its lineage, J0's
+    seed and model (``training.initial_weights`` rebuilds J0 from them) and the one stage."""
+    body = {
         "task": task_spec(task),
         "model": dataclasses.asdict(model.config),
         "training": dataclasses.asdict(config),
         "seed": seed,
     }
+    if scratch:
+        body["lineage"] = {"initial": {"seed": seed, "model": body["model"]}, "parents": [],
+                           "stages": [{"kind": "scratch", "task": task.name, "epochs": config.epochs}]}
+    return body
+
+
+def converged_epoch(history: Sequence[dict[str, float]], config: TrainingConfig | OptimisationConfig) -> int | None:
+    """The first epoch (an index of ``history``) after which the KEPT network -- the lowest validation loss so far,
+    or the last epoch without ``keep_best`` -- met every target of ``config``: the rule by which ``train`` stops.
+    None when it never did or ``config`` has no target."""
+    config = config.optimisation if isinstance(config, TrainingConfig) else config
+    if not _has_target(config):
+        return None
+    best, best_loss = -1, float("inf")
+    for epoch, row in enumerate(history):
+        if "validation_loss" not in row:
+            return None
+        if row["validation_loss"] < best_loss or not config.keep_best:
+            best, best_loss = epoch, row["validation_loss"]
+        if best >= 0 and _meets_target(history[best], config):
+            return epoch
+    return None
+
+
+def _result_record(result: TrainingResult) -> dict[str, Any]:
+    """The ``result`` section of a finished run's ``config.json``."""
+    return {"epochs": len(result.history), "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
+            "validation_accuracy": result.validation_accuracy if result.history else None,
+            "converged_epoch": result.converged_epoch}
 
 
 # -- checks before training ----------------------------------------------------------------------------------------
@@ -392,7 +428,7 @@ def train(
             train_output_scale=model.config.train_output_scale,
         )
     net = net.to(config.device)
-    run_config = _run_config(task, net, config, seed)
+    run_config = _run_config(task, net, config, seed, scratch=isinstance(model, ModelConfig))
     backend = choose_backend(net, device=config.device, backend=config.backend, training=True)
     # fused Adam: one kernel for all parameters (0.04 ms a step instead of 0.12 on the fast path)
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=config.lr,
@@ -464,10 +500,13 @@ def _fit(
             f"validation accuracy {max(r['validation_accuracy'] for r in history):.3f} never reached "
             f"target_accuracy {config.target_accuracy} in {config.epochs} epochs", ConvergenceWarning, stacklevel=3,
         )
+    result = TrainingResult(net, tuple(history), max(int(state.best_epoch[0]), 0), stopped_early, out_path,
+                            converged_epoch(history, config))
     if out_path is not None:
         io.write_metrics(out_path, history)  # again: a run killed after its last checkpoint resumes here
         io.save_weights(out_path, net)
-    return TrainingResult(net, tuple(history), max(int(state.best_epoch[0]), 0), stopped_early, out_path)
+        io.write_config(out_path, {**io.read_config(out_path), "result": _result_record(result)})
+    return result
 
 
 def train_curriculum(
@@ -506,7 +545,8 @@ def train_curriculum(
         stage_config = dataclasses.replace(stage.config or config, epochs=stage.epochs)
         if stage_out is not None and resume and (stage_out / io.WEIGHTS_NAME).is_file():
             run = io.load_run(stage_out)
-            result = TrainingResult(run.model, tuple(io.read_metrics(stage_out)), 0, False, stage_out)
+            rows = tuple(io.read_metrics(stage_out))
+            result = TrainingResult(run.model, rows, 0, False, stage_out, converged_epoch(rows, stage_config))
         else:
             result = train(stage.task, current, stage_config, rng=seed + k, out=stage_out,
                            resume=resume and stage_out is not None and (stage_out / io.CONFIG_NAME).is_file(),
@@ -514,15 +554,25 @@ def train_curriculum(
         history.extend({**row, "stage": k} for row in result.history)
         current = result.model
     assert result is not None
+    # best_epoch and converged_epoch index the concatenated history: the last stage's
+    offset = len(history) - len(result.history)
+    whole = TrainingResult(result.model, tuple(history), offset + result.best_epoch, result.stopped_early,
+                           Path(out) if out is not None else None,
+                           None if result.converged_epoch is None else offset + result.converged_epoch)
     if out is not None:
         final = io.read_config(Path(out) / f"stage{len(stages) - 1}")
+        first = io.read_lineage(Path(out) / "stage0")  # J0 is stage 0's initial network (built from ``seed``)
+        record = {"training": final.get("training"), "seed": seed, "curriculum": [s.epochs for s in stages],
+                  "result": _result_record(whole)}
+        if first is not None and first.get("initial") is not None:
+            record["lineage"] = {"initial": first["initial"], "parents": [], "stages": [
+                {"kind": "scratch" if k == 0 else "continue" if stage.rank is None else "truncate",
+                 "task": stage.task.name, "epochs": stage.epochs, "curriculum_stage": k,
+                 **({} if stage.rank is None else {"rank": stage.rank, "of": "J"})}
+                for k, stage in enumerate(stages)]}
         with io.lock_run_dir(out):
-            io.save_model_run(out, result.model, final["task"], {"training": final.get("training"), "seed": seed,
-                                                                  "curriculum": [s.epochs for s in stages]},
-                              exist_ok=True)
+            io.save_model_run(out, result.model, final["task"], record, exist_ok=True)
             io.write_metrics(out, history)
-    # best_epoch indexes the concatenated history: the last stage's best epoch
-    return TrainingResult(result.model, tuple(history), len(history) - len(result.history) + result.best_epoch,
-                          result.stopped_early, Path(out) if out is not None else None)
+    return whole
 
 
