@@ -241,14 +241,15 @@ def test_final_network_of_a_full_rank_curriculum_has_stage0s_J0(tmp_path) -> Non
 
 
 def test_retraining_follows_the_recipe_curriculum(root, tmp_path) -> None:
-    """dms retrains a truncated network through its recipe's delays (700 -> 1000 -> the run's own task); a task
+    """dms retrains a truncated network through its recipe's stages (300 -> 700 -> 1000 -> the run's own task); a task
     with a one-stage recipe retrains in one stage of the given config."""
     from rnnscope.training import retraining_stages
 
     dms_run = tmp_path / "dms"
     train(make_task("dms"), ModelConfig(size=16, inputs=2, rank=None), TINY, rng=1, out=dms_run, progress=False)
     stages = retraining_stages(dms_run, TINY)
-    assert [s.task.delay_max_ms for s in stages] == [700.0, 1000.0, io.load_run(dms_run).task.delay_max_ms]
+    assert [s.task.delay_max_ms for s in stages] == [300.0, 700.0, 1000.0, io.load_run(dms_run).task.delay_max_ms]
+    assert stages[0].task.test_ms == 100.0 and stages[-1].task == io.load_run(dms_run).task
     assert all(s.rank is None and s.config is not None for s in stages)
     (one,) = retraining_stages(root, TINY)
     assert one.task.name == "rdm" and one.epochs == TINY.epochs and one.config == TINY

@@ -177,6 +177,32 @@ def test_many_kills_at_random_moments(baseline, tmp_path) -> None:
     _kill_and_resume(baseline, tmp_path, kills=6)
 
 
+def test_sigterm_stops_the_sweep_and_its_workers(baseline, tmp_path) -> None:
+    """SIGTERM to the command alone (what a scheduler or `kill` sends) ends it like Ctrl-C: the one line, exit 130,
+    no traceback, and no worker process left running in its process group."""
+    spec_path = tmp_path / "spec.json"
+    spec_path.write_text(json.dumps({**TINY, "epochs": 50, "seeds": [20, 21]}))
+    out = tmp_path / "sweep"
+    process = _sweep_process(spec_path, out)
+    deadline = time.monotonic() + 60
+    while not (out / "runs").is_dir() or not any((out / "runs").iterdir()):  # workers are training
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    lines = stderr.decode().splitlines()  # (multiprocessing's resource tracker may add its own warning after it)
+    assert process.returncode == 130 and any(line.startswith("error: interrupted") for line in lines), lines
+    assert not any("Traceback" in line for line in lines), lines
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            os.killpg(process.pid, 0)  # the group (the command and every worker it started) still has a process
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "worker processes outlived the interrupted sweep"
+        time.sleep(0.2)
+
+
 def test_corrupt_rows_half_written_runs_and_lost_group_members_are_redone(baseline, tmp_path) -> None:
     directory, spec, result = baseline
     out = tmp_path / "sweep"

@@ -280,24 +280,28 @@ def minimal_populations_command(
 @click.option("--draws", "--null-draws", "null_draws", type=int, default=500, show_default=True,
               help="Gaussian null clouds drawn.")
 @click.option("--trials", type=int, default=400, show_default=True, help="Trials for the selectivity space.")
+@click.option("--procedure", type=click.Choice(["whitened", "paper"]), default="whitened", show_default=True,
+              help="Null clouds whitened like the data (unbiased c), or the paper's (not whitened; c lower by "
+                   "0.01-0.03 in 3-6 dimensions): use paper to compare with Dubreuil, Valente et al.")
 @seed_option
 @json_option
-def epairs_command(run, space, null_draws, trials, seed, as_json) -> None:
+def epairs_command(run, space, null_draws, trials, procedure, seed, as_json) -> None:
     """ePAIRS test of non-random population structure (Raposo et al. 2014)."""
     from rnnscope.analysis import connectivity_epairs, selectivity_epairs
 
     def one(path: str) -> dict:
         loaded, weights = low_rank(path)
         if space == "connectivity":
-            result = connectivity_epairs(weights, rng=seed, draws=null_draws)
+            result = connectivity_epairs(weights, rng=seed, draws=null_draws, procedure=procedure)
         else:
-            result = selectivity_epairs(weights, loaded.task, rng=seed, draws=null_draws, trials=trials)
+            result = selectivity_epairs(weights, loaded.task, rng=seed, draws=null_draws, trials=trials,
+                                        procedure=procedure)
         return {"space": space, **result.to_dict()}
 
     def text(d):
         from rnnscope.report import format_p_value
 
-        return f"ePAIRS ({space}): {format_p_value(d['p_value'])}, c = {d['c']:.3f}"
+        return f"ePAIRS ({space}, {procedure} null): {format_p_value(d['p_value'])}, c = {d['c']:.3f}"
 
     emit_runs(run, one, as_json, text, lambda d: {"c": d["c"], "p_value": d["p_value"]})
 

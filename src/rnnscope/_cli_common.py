@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from rnnscope._validation import json_ready as finite  # JSON output never holds NaN
 from rnnscope.errors import RnnscopeError
 
 DEFAULT_MAX_POPULATIONS = 4  # populations and minimal-populations sweep the same range
@@ -20,17 +21,6 @@ __all__ = [
     "figure_option", "out_option", "figure_targets", "low_rank", "constant_inputs", "FIGURE_SUFFIXES",
     "P_THRESHOLDS", "aggregate", "for_each_run", "emit_runs",
 ]
-
-
-def finite(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by None: JSON output never holds NaN."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    return value
 
 
 def emit(data: Any, as_json: bool, text: Callable[[Any], str]) -> None:

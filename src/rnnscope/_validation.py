@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -9,7 +10,8 @@ import numpy as np
 
 from rnnscope.errors import RnnscopeError
 
-__all__ = ["as_generator", "check_positive", "check_nonnegative", "check_int", "check_array", "check_probability"]
+__all__ = ["as_generator", "check_positive", "check_nonnegative", "check_int", "check_array", "check_probability",
+           "json_ready"]
 
 
 def as_generator(seed: int | np.random.Generator | None, *, name: str = "seed") -> np.random.Generator:
@@ -79,3 +81,15 @@ def check_array(
     if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
         raise RnnscopeError(f"{name}: contains NaN or infinite values")
     return array
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with every non-finite float (nested in dicts, lists, tuples) replaced by None: what rnnscope writes
+    or prints as JSON never holds NaN or Infinity."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value

@@ -369,20 +369,19 @@ def main(argv: list[str] | None = None) -> int:
         except RnnscopeError as exc:
             click.echo(f"error: {_one_line(str(exc))}", err=True)
             return 2
-        except click.exceptions.Abort:
-            click.echo("error: aborted", err=True)
+        except (click.exceptions.Abort, KeyboardInterrupt):  # Ctrl-C or SIGTERM (click turns either into Abort)
+            click.echo(INTERRUPTED, err=True)
             return 130
         except click.ClickException as exc:
             click.echo(f"error: {_one_line(exc.format_message())}", err=True)
             return 2
-        except KeyboardInterrupt:
-            click.echo("error: interrupted (finished work is kept: rerun the same command to continue; train: add --resume)",
-                       err=True)
-            return 130
     for warning in caught:
         if issubclass(warning.category, UserWarning):
             click.echo(f"warning: {_one_line(str(warning.message))}", err=True)
     return 0
+
+
+INTERRUPTED = "error: interrupted (finished work is kept: rerun the same command to continue; train: add --resume)"
 
 
 def _raise_interrupt(signum, frame) -> None:

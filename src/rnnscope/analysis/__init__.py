@@ -8,7 +8,7 @@ inactivation and gain (``_inactivation``) -> analyses of a network on its task (
 ``rnnscope.design`` builds on these public names only."""
 
 from rnnscope.analysis._embedding import MDSEmbedding, mds_embedding
-from rnnscope.analysis._epairs import EpairsResult, epairs, neighbour_angles, whiten
+from rnnscope.analysis._epairs import EPAIRS_PROCEDURES, EpairsResult, epairs, neighbour_angles, whiten
 from rnnscope.analysis._evaluation import NetworkAccuracy, evaluate_networks
 from rnnscope.analysis._fixedpoints import (
     FixedPointResult,
@@ -109,6 +109,7 @@ __all__ = [
     "EffectiveOverlaps",
     "epairs",
     "EpairsResult",
+    "EPAIRS_PROCEDURES",
     "evaluate_networks",
     "find_fixed_points",
     "fit_populations",

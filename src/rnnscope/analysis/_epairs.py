@@ -7,11 +7,17 @@ The test of Raposo et al. 2014 (Hirokawa et al. 2019), as used by Dubreuil, Vale
 2. for each point, the cosines to its ``k`` nearest neighbours *in angle* (the ``k`` largest cosines to the other
    points); its angle is ``arccos`` of the mean of those ``k`` cosines;
 3. the null: ``draws`` clouds of as many points drawn from a zero-mean Gaussian with the whitened data's diagonal
-   covariance, each whitened like the data (step 1) and put through step 2. Whitening the null clouds too makes
-   the null the statistic's distribution on Gaussian data processed exactly like the data (the authors' code
-   skips it; without it, about 10 % of two-dimensional Gaussian datasets fall below p = 0.05 instead of about
-   6 %; the rank-sum test stays liberal because mutual neighbours share angles: about 10 % in three dimensions,
-   which ``EpairsResult.p_value_resampled`` corrects);
+   covariance (the identity), each whitened like the data (step 1) and put through step 2
+   (``procedure="whitened"``, the default). Whitening the null clouds too makes the null the statistic's
+   distribution on Gaussian data processed exactly like the data. The authors' code
+   (``mixedselectivity.epairs`` of github.com/adrian-valente/populations_paper_code, lines 46-49 and 105-113)
+   skips it (``procedure="paper"``): a raw Gaussian cloud's sample covariance is not exactly the identity, its
+   directions are slightly uneven, so its neighbours are slightly closer than those of the whitened data, and
+   c is biased downwards on Gaussian data: by about 0.011 in 3 dimensions, 0.02 in 4, 0.034 in 6, 0.044 in 7
+   (N = 512; the paper's networks resampled from one Gaussian have mean c -0.04 to -0.055 in 6-7 dimensions,
+   its data/*_lr_c_boot_distr.npy; benchmarks/epairs_paper.py measures both nulls). The
+   rank-sum test is liberal under both nulls because mutual neighbours share angles (6-14 % of Gaussian clouds
+   below 0.05 in 3-6 dimensions, N = 512), which ``EpairsResult.p_value_resampled`` corrects;
 4. the p-value of a two-sided Wilcoxon rank-sum test between the data angles and all null angles, and the effect
    size ``c = (median(null) - median(data)) / std(null)``: c > 0 when points have closer neighbours in angle than
    a Gaussian cloud would (clusters of directions).
@@ -30,7 +36,9 @@ from scipy import stats
 from rnnscope._validation import as_generator, check_array, check_int
 from rnnscope.errors import RnnscopeError
 
-__all__ = ["EpairsResult", "epairs", "neighbour_angles", "whiten"]
+__all__ = ["EPAIRS_PROCEDURES", "EpairsResult", "epairs", "neighbour_angles", "whiten"]
+
+EPAIRS_PROCEDURES = ("whitened", "paper")  # the null clouds whitened like the data, or not (the authors')
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,7 +49,7 @@ class EpairsResult:
     c: effect size ``(median(null_angles) - median(data_angles)) / std(null_angles)``;
     data_angles: (size,) each point's angle (radians) to its ``neighbours`` nearest neighbours;
     null_angles: (draws, size) the same for each Gaussian null cloud;
-    neighbours: k; columns: labels of the space's axes (may be empty).
+    neighbours: k; columns: labels of the space's axes (may be empty); procedure: the null (``EPAIRS_PROCEDURES``).
     """
 
     p_value: float
@@ -50,6 +58,7 @@ class EpairsResult:
     null_angles: np.ndarray
     neighbours: int
     columns: tuple[str, ...] = ()
+    procedure: str = "whitened"
 
     @property
     def significant(self) -> bool:
@@ -77,6 +86,7 @@ class EpairsResult:
             "draws": int(self.null_angles.shape[0]),
             "size": int(self.data_angles.shape[0]),
             "columns": list(self.columns),
+            "procedure": self.procedure,
             "median_data_angle": float(np.median(self.data_angles)),
             "median_null_angle": float(np.median(self.null_angles)),
             "std_null_angle": float(np.std(self.null_angles)),
@@ -171,10 +181,13 @@ def epairs(
     draws: int = 500,
     neighbours: int = 3,
     columns: tuple[str, ...] = (),
+    procedure: str = "whitened",
 ) -> EpairsResult:
     """ePAIRS on a cloud of points (see the module docstring).
 
-    points: (size, dims), e.g. connectivity loadings (m, n, w_in) or a selectivity space; draws: null clouds.
+    points: (size, dims), e.g. connectivity loadings (m, n, w_in) or a selectivity space; draws: null clouds;
+    procedure: ``"whitened"`` (each null cloud whitened like the data: c unbiased on Gaussian data) or ``"paper"``
+    (the authors' raw Gaussian null clouds: c lower by 0.01-0.05 on Gaussian data, growing with dims).
     The null clouds are simulated in float32 (angle error ~1e-6 rad), the data in float64.
     """
     points = check_array(points, "points", ndim=2)
@@ -187,15 +200,19 @@ def epairs(
     check_int(draws, "draws", minimum=1)
     if columns and len(columns) != dims:
         raise RnnscopeError(f"columns: expected {dims} labels, got {len(columns)}")
+    if procedure not in EPAIRS_PROCEDURES:
+        raise RnnscopeError(f"procedure: expected one of {', '.join(EPAIRS_PROCEDURES)}, got {procedure!r}")
     rng = as_generator(rng, name="rng")
     white = whiten(points)
     data_angles = _angles(white[None], neighbours, np.float64)[0]
     null_std = white.std(axis=0)  # the whitened data's diagonal covariance (ones, up to rounding)
-    null = _whiten_clouds(rng.standard_normal((draws, size, dims)) * null_std)
+    null = rng.standard_normal((draws, size, dims)) * null_std
+    if procedure == "whitened":
+        null = _whiten_clouds(null)
     null_angles = _angles(null, neighbours, np.float32)
     p_value = float(stats.ranksums(null_angles.ravel(), data_angles).pvalue)
     c = float((np.median(null_angles) - np.median(data_angles)) / np.std(null_angles))
     return EpairsResult(
         p_value=p_value, c=c, data_angles=data_angles, null_angles=null_angles, neighbours=neighbours,
-        columns=tuple(columns),
+        columns=tuple(columns), procedure=procedure,
     )

@@ -29,7 +29,9 @@ __all__ = [
     "CONNECTIVITY_BLOCKS",
 ]
 
-CONNECTIVITY_BLOCKS = ("m", "n", "w_in")  # the connectivity space of ePAIRS in Dubreuil, Valente et al. 2022
+# the connectivity space of ePAIRS in Dubreuil, Valente et al. 2022: w_in (times its gain) with m and n, never w_out
+# (training_scripts/{rdm,romo,raposo,mante,dms}_fig1.py of github.com/adrian-valente/populations_paper_code)
+CONNECTIVITY_BLOCKS = ("m", "n", "w_in")
 
 
 def population_labels_of(
@@ -88,10 +90,19 @@ def resample_network(
     return dataclasses.replace(result, method=method, trained_population_sizes=trained_sizes)
 
 
-def connectivity_epairs(weights: LowRankWeights, *, rng: np.random.Generator | int, draws: int = 500) -> EpairsResult:
-    """ePAIRS on each neuron's (m, n, w_in) loadings."""
-    points, columns = loadings(weights).select(CONNECTIVITY_BLOCKS)
-    return epairs(points, rng=rng, draws=draws, columns=columns)
+def connectivity_epairs(
+    weights: LowRankWeights,
+    *,
+    rng: np.random.Generator | int,
+    draws: int = 500,
+    blocks: tuple[str, ...] = CONNECTIVITY_BLOCKS,
+    procedure: str = "whitened",
+) -> EpairsResult:
+    """ePAIRS on each neuron's loadings of ``blocks`` (default the paper's (m, n, w_in)); procedure: the null,
+    ``"whitened"`` or the authors' ``"paper"`` (see ``epairs``). The test is invariant to any invertible linear map
+    of the columns, so the gains of w_in (the paper's si) do not matter, only which blocks enter."""
+    points, columns = loadings(weights).select(blocks)
+    return epairs(points, rng=rng, draws=draws, columns=columns, procedure=procedure)
 
 
 def task_variables(batch: TrialBatch) -> dict[str, np.ndarray]:
@@ -117,12 +128,14 @@ def selectivity_on_task(
 
 
 def selectivity_epairs(
-    weights: LowRankWeights, task: Task, *, rng: np.random.Generator | int, draws: int = 500, trials: int = 400
+    weights: LowRankWeights, task: Task, *, rng: np.random.Generator | int, draws: int = 500, trials: int = 400,
+    procedure: str = "whitened",
 ) -> EpairsResult:
-    """ePAIRS in selectivity space: each neuron's regression coefficients at each variable's peak."""
+    """ePAIRS in selectivity space: each neuron's regression coefficients at each variable's peak; procedure: the
+    null (see ``epairs``)."""
     rng = as_generator(rng, name="rng")
     space = selectivity_on_task(weights, task, rng=rng, trials=trials)
-    return epairs(space.space, rng=rng, draws=draws, columns=space.variables)
+    return epairs(space.space, rng=rng, draws=draws, columns=space.variables, procedure=procedure)
 
 
 def inactivate_populations(

@@ -38,14 +38,16 @@ ANALYSES: tuple[str, ...] = (
 )
 
 # name: (default, kind, what it sets). kinds: "count" int >= 1, "size" int >= 1 or None, "probability" float in
-# [0, 1], "flag" bool, "method" "bayes" | "em".
+# [0, 1], "flag" bool, "choice" one of _CHOICES[name].
 ANALYSIS_OPTIONS: dict[str, tuple[Any, str, str]] = {
     "trials": (500, "count", "fresh trials of every analysis (test trials; regressions of epairs_selectivity)"),
     "networks": (20, "count", "networks drawn per resampling (resampled_accuracy, each P of minimal_populations)"),
     "size": (None, "size", "neurons of each resampled network (default: the trained network's)"),
     "draws": (500, "count", "Gaussian null clouds of each ePAIRS test"),
     "zero_mean": (False, "flag", "resample with zero-mean populations (the paper's convention)"),
-    "method": ("bayes", "method", "mixture fit that labels the neurons (bayes: the paper's; em)"),
+    "method": ("bayes", "choice", "mixture fit that labels the neurons (bayes: the paper's; em)"),
+    "epairs_procedure": ("whitened", "choice", "ePAIRS null clouds: whitened like the data (unbiased c), or the "
+                                               "paper's (not whitened: c lower by 0.01-0.03 in 3-6 dimensions)"),
     "tolerance": (0.05, "probability", "accuracy gap a resampling may leave (resampled_accuracy advice, "
                                        "minimal_populations)"),
     "max_populations": (4, "count", "largest P tried by minimal_populations"),
@@ -58,6 +60,7 @@ ANALYSIS_OPTIONS: dict[str, tuple[Any, str, str]] = {
     "rank_tolerance": (0.02, "probability", "a rank suffices within this much of the full network (minimal_rank)"),
     "whole_j": (False, "flag", "minimal_rank truncates J itself, not J - J0 (imported networks)"),
 }
+_CHOICES: dict[str, tuple[str, ...]] = {"method": ("bayes", "em"), "epairs_procedure": ("whitened", "paper")}
 
 _COLUMNS: dict[str, tuple[str, ...]] = {
     "accuracy": ("accuracy", "accuracy_trials"),
@@ -105,9 +108,9 @@ def check_analysis_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
             if not isinstance(value, bool):
                 raise RnnscopeError(f"{field}: expected true or false, got {value!r}")
             out[name] = value
-        else:  # method
-            if value not in ("bayes", "em"):
-                raise RnnscopeError(f"{field}: expected 'bayes' or 'em', got {value!r}")
+        else:  # choice
+            if value not in _CHOICES[name]:
+                raise RnnscopeError(f"{field}: expected one of {', '.join(map(repr, _CHOICES[name]))}, got {value!r}")
             out[name] = value
     if out["min_populations"] > out["max_populations"]:
         raise RnnscopeError(f"analysis_options.min_populations: {out['min_populations']} is above max_populations "
@@ -150,9 +153,11 @@ def _epairs(space: str) -> Callable:
         from rnnscope.analysis import connectivity_epairs, selectivity_epairs
 
         if space == "connectivity":
-            result = connectivity_epairs(weights, rng=seed, draws=options["draws"])
+            result = connectivity_epairs(weights, rng=seed, draws=options["draws"],
+                                         procedure=options["epairs_procedure"])
         else:
-            result = selectivity_epairs(weights, run.task, rng=seed, draws=options["draws"], trials=options["trials"])
+            result = selectivity_epairs(weights, run.task, rng=seed, draws=options["draws"], trials=options["trials"],
+                                        procedure=options["epairs_procedure"])
         return {f"epairs_{space}_c": result.c, f"epairs_{space}_p": result.p_value,
                 f"epairs_{space}_columns": ",".join(result.columns)}
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnscope import io
+from rnnscope._validation import json_ready
 from rnnscope.errors import ConvergenceWarning, RnnscopeError
 from rnnscope.sweep._spec import Configuration, SweepJob, canonical_json, read_json
 
@@ -94,16 +95,12 @@ def write_failure(root: Path, job: SweepJob, message: str) -> None:
     io.write_json(root / "failed" / f"{job.id}.json", {"job": job.id, "seed": job.seed, "error": message})
 
 
-def _finite(value: Any) -> Any:
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
 def _summary(job: SweepJob, result: Any, seconds: float) -> dict[str, Any]:
     """What a row keeps of a TrainingResult (converged_epoch: the epoch where ``train`` alone stops, None if the
     target was never met)."""
     history, best = result.history, result.best_epoch
     accuracy = float(history[best]["validation_accuracy"]) if history else None
-    return {"job": job.id, "seed": job.seed, "validation_accuracy": _finite(accuracy), "best_epoch": best,
+    return {"job": job.id, "seed": job.seed, "validation_accuracy": json_ready(accuracy), "best_epoch": best,
             "epochs": len(history), "converged_epoch": result.converged_epoch, "train_seconds": seconds}
 
 
@@ -201,7 +198,7 @@ def _analyse(root: Path, configuration: Configuration, job: SweepJob, summary: d
                               options=dict(configuration.analysis_options))
     row = {**_row(configuration, job, summary, recipe), **columns,
            "analysis_seconds": time.perf_counter() - began}
-    row = {k: _finite(v) for k, v in row.items()}
+    row = {k: json_ready(v) for k, v in row.items()}
     io.write_json(root / "rows" / f"{job.id}.json", row)
     (root / "failed" / f"{job.id}.json").unlink(missing_ok=True)
 

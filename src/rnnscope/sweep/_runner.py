@@ -246,9 +246,11 @@ def _run_local(root: Path, units: list[Unit], workers: int, report: Callable[[Un
                     queue.appendleft(index)
     except BaseException:  # interrupted (Ctrl-C, SIGTERM through the CLI): stop the workers now, not after their
         if pool is not None:  # jobs; what they leave half-written is cleaned and redone on the next run
-            pool.shutdown(wait=False, cancel_futures=True)
             for child in multiprocessing.active_children():
                 child.terminate()
+            for child in multiprocessing.active_children():
+                child.join(timeout=5)
+            pool.shutdown(wait=True, cancel_futures=True)  # its workers are gone: returns at once, queues released
             pool = None
         raise
     finally:

@@ -263,7 +263,7 @@ def minimal_rank(
 
     Retraining: ``stages`` (each a ``Stage``: task, epochs, config; the first retrains the truncated network, the
     others continue it), by default ``retraining_stages(run, config)``: the curriculum of the task's recommended
-    recipe when it has one after any full-rank pretraining (dms: delays 700 -> 1000 -> the run's; the authors
+    recipe when it has one after any full-rank pretraining (dms: a short task, then delays 700 -> 1000 -> the run's; the authors
     also retrain their truncated dms networks through delays 700 -> 1000), else one stage of ``config`` (default
     ``TrainingConfig(epochs=epochs, target_accuracy=full accuracy)``: Adam at lr 1e-2 on 800 trials, on
     ``device``, stopped at the first epoch whose validation accuracy reaches the full network's). Measured: a
