@@ -83,7 +83,7 @@ def test_yaml_and_json_files(tmp_path) -> None:
     ({**BASE, "analyses": ["nope"]}, r"configurations\[0\]\.analyses: unknown analysis 'nope'"),
     ({**BASE, "analysis_options": {"trials": 0}}, r"configurations\[0\]\.analysis_options\.trials"),
     ({**BASE, "full_rank": True, "rank": 2}, r"configurations\[0\]\.rank: a full-rank network has no rank"),
-    ({**BASE, "task": "dms", "recipe": "fast", "ensemble": 2}, r"configurations\[0\]\.ensemble: recipe 'fast' of 'dms' has 3"),
+    ({**BASE, "task": "dms", "recipe": "fast", "ensemble": 2}, r"configurations\[0\]\.ensemble: recipe 'fast' of 'dms' has 4"),
     ({**BASE, "size": []}, r"configurations\[0\]\.size: an empty list"),
     ({"configurations": []}, r"configurations: expected a non-empty list"),
     ({"configurations": [BASE, BASE]}, r"configurations\[1\]: the network of seed 0 is already in configuration 0"),
