@@ -356,7 +356,7 @@ def inactivate_command(run, population, populations, gain, trials, group_by, see
         nonlocal loaded
         loaded, weights = low_rank(path)
         result = inactivate_populations(weights, loaded.task, populations=populations, rng=seed, trials=trials,
-                                        gain=gain, group_by=group_by).to_dict()
+                                        gain=gain, group_by=group_by, progress=not as_json).to_dict()
         if population is not None:
             result["scaled"] = [result["scaled"][population]]
         return result
