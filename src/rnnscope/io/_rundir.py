@@ -73,9 +73,11 @@ def read_text(path: str | Path, *, expected: str) -> str:
         raise RnnscopeError(f"{path}: not a text file (expected {expected})") from None
 
 
-def read_json_file(path: Path) -> Any:
-    """Parse a JSON file, refusing NaN and Infinity; every failure is one line naming ``path``."""
-    text = read_text(path, expected="a UTF-8 JSON file")
+def read_json_file(path: str | Path, *, expected: str = "a UTF-8 JSON file") -> Any:
+    """Parse a JSON file, refusing NaN and Infinity; every failure is one line naming ``path`` (and what was
+    ``expected`` there)."""
+    path = Path(path)
+    text = read_text(path, expected=expected)
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:

@@ -29,7 +29,7 @@ from typing import Any
 from rnnscope import io
 from rnnscope._validation import json_ready
 from rnnscope.errors import ConvergenceWarning, RnnscopeError
-from rnnscope.sweep._spec import Configuration, SweepJob, canonical_json, read_json
+from rnnscope.sweep._spec import Configuration, SweepJob, canonical_json
 
 __all__ = ["SPEC_NAME", "SWEEP_JOB", "Unit", "read_row", "run_unit", "write_failure", "partial_name", "one_line"]
 
@@ -80,7 +80,7 @@ def read_row(root: Path, job_id: str) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        row = read_json(path, expected="a sweep row")
+        row = io.read_json_file(path, expected="a sweep row")
     except RnnscopeError:
         return None
     if not isinstance(row, dict) or row.get("job") != job_id or not all(_scalar(v) for v in row.values()):
@@ -111,7 +111,7 @@ def _reusable(root: Path, job: SweepJob) -> dict[str, Any] | None:
     if not run_dir.exists():
         return None
     try:
-        summary = read_json(run_dir / SWEEP_JOB, expected="a sweep job summary")
+        summary = io.read_json_file(run_dir / SWEEP_JOB, expected="a sweep job summary")
         run = io.load_run(run_dir)
         if not isinstance(summary, dict) or summary.get("job") != job.id or run.seed != job.seed:
             raise RnnscopeError(f"{run_dir}: not this job's network")

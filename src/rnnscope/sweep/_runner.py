@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from rnnscope import io
 from rnnscope.errors import RnnscopeError
 from rnnscope.sweep._jobs import SPEC_NAME, Unit, is_partial, one_line, read_row, run_unit, write_failure
-from rnnscope.sweep._spec import SweepJob, SweepSpec, first_difference, parse_spec, read_json
+from rnnscope.sweep._spec import SweepJob, SweepSpec, first_difference, parse_spec
 
 __all__ = ["EXECUTORS", "RETRIES", "SweepResult", "SweepStatus", "run_sweep", "sweep_status", "read_table"]
 
@@ -81,7 +81,7 @@ def _stored(root: Path) -> dict[str, Any]:
         raise RnnscopeError(f"{root}: no such directory")
     if not path.is_file():
         raise RnnscopeError(f"{root}: not a sweep directory ({SPEC_NAME} missing)")
-    data = read_json(path, expected="a sweep spec.json")
+    data = io.read_json_file(path, expected="a sweep spec.json")
     jobs = data.get("jobs") if isinstance(data, dict) else None
     if not isinstance(jobs, list) or not all(isinstance(j, dict) and isinstance(j.get("id"), str) and
                                              "/" not in j["id"] and not j["id"].startswith(".") for j in jobs):
@@ -204,6 +204,7 @@ def _run_local(root: Path, units: list[Unit], workers: int, report: Callable[[Un
     attempts = [0] * len(units)
     pool: ProcessPoolExecutor | None = None
     in_flight: dict[Any, int] = {}
+    others = set(multiprocessing.active_children())  # the caller's own child processes are not ours to stop
     try:
         while queue or in_flight:
             if pool is None:
@@ -246,9 +247,10 @@ def _run_local(root: Path, units: list[Unit], workers: int, report: Callable[[Un
                     queue.appendleft(index)
     except BaseException:  # interrupted (Ctrl-C, SIGTERM through the CLI): stop the workers now, not after their
         if pool is not None:  # jobs; what they leave half-written is cleaned and redone on the next run
-            for child in multiprocessing.active_children():
+            workers = [child for child in multiprocessing.active_children() if child not in others]
+            for child in workers:
                 child.terminate()
-            for child in multiprocessing.active_children():
+            for child in workers:
                 child.join(timeout=5)
             pool.shutdown(wait=True, cancel_futures=True)  # its workers are gone: returns at once, queues released
             pool = None

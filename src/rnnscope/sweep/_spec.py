@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from rnnscope.errors import RnnscopeError
-from rnnscope.io import read_text
+from rnnscope.io import read_json_file, read_text
 
 __all__ = ["CONFIGURATION_FIELDS", "Configuration", "SweepJob", "SweepSpec", "parse_spec", "load_spec",
-           "canonical_json", "first_difference", "read_json"]
+           "canonical_json", "first_difference"]
 
 MAX_SEED = 2**63 - 1
 # field -> default; fields marked in _GRID may hold a list, which expands to one configuration per value
@@ -323,21 +323,8 @@ def load_spec(path: str | Path) -> SweepSpec:
         except yaml.YAMLError as exc:
             raise RnnscopeError(f"{path}: not valid YAML ({' '.join(str(exc).split())[:120]})") from None
     else:
-        data = read_json(path, expected="a JSON sweep specification")
+        data = read_json_file(path, expected="a JSON sweep specification")
     return parse_spec(data, source=str(path))
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-def read_json(path: Path, *, expected: str) -> Any:
-    """A JSON file (NaN and Infinity refused); every failure is one line naming ``path``."""
-    text = read_text(path, expected=expected)
-    try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except ValueError as exc:
-        raise RnnscopeError(f"{path}: not valid JSON ({str(exc).splitlines()[0][:120]})") from None
 
 
 def first_difference(stored: Any, given: Any, where: str = "") -> str | None:
